@@ -48,7 +48,7 @@ pub struct TelemetryConfig {
     #[config(env = "IDIC_LOG_FORMAT", default = "human")]
     pub log_format: LogFormat,
     /// Log filter in `tracing` syntax, e.g. `info,idic_identification=debug`.
-    #[config(env = "IDIC_LOG_FILTER", default = "info")]
+    #[config(env = "IDIC_LOG_FILTER", default = "info,sqlx=warn")]
     pub log_filter: String,
     /// Address of the Prometheus `/metrics` endpoint; empty disables it.
     #[config(env = "IDIC_METRICS_LISTEN", default = "")]

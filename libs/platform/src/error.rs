@@ -52,6 +52,10 @@ pub enum ApiError {
     /// The resource to create exists already.
     #[error("{0} already exists")]
     AlreadyExists(String),
+    /// A field's value collides with an existing resource (a unique identifier
+    /// already held elsewhere): ALREADY_EXISTS naming the field.
+    #[error("{}: {}", .0.field, .0.description)]
+    Conflict(FieldViolation),
     /// The system is not in a state that allows the operation.
     #[error("failed precondition: {0}")]
     FailedPrecondition(String),
@@ -102,7 +106,7 @@ impl ApiError {
         match self {
             Self::InvalidArgument(_) => Code::InvalidArgument,
             Self::NotFound(_) => Code::NotFound,
-            Self::AlreadyExists(_) => Code::AlreadyExists,
+            Self::AlreadyExists(_) | Self::Conflict(_) => Code::AlreadyExists,
             Self::FailedPrecondition(_) => Code::FailedPrecondition,
             Self::Aborted(_) => Code::Aborted,
             Self::Unauthenticated(_) => Code::Unauthenticated,
@@ -125,6 +129,12 @@ impl From<ApiError> for Status {
                 for v in violations {
                     details.add_bad_request_violation(v.field, v.description);
                 }
+                Status::with_error_details(code, message, details)
+            }
+            ApiError::Conflict(violation) => {
+                let message = format!("{}: {}", violation.field, violation.description);
+                let mut details = ErrorDetails::new();
+                details.add_bad_request_violation(violation.field, violation.description);
                 Status::with_error_details(code, message, details)
             }
             ApiError::NotFound(ref resource) | ApiError::AlreadyExists(ref resource) => {

@@ -19,6 +19,7 @@ pub mod paging;
 pub mod redis;
 pub mod runtime;
 pub mod server;
+pub mod shared_rpcs;
 pub mod telemetry;
 pub mod validate;
 

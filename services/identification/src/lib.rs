@@ -1,1 +1,57 @@
-//! placeholder
+//! Identification service: step 1 of one-to-one marketing. Keeps one clean, consented
+//! record per customer across every channel: customers, normalised identifiers,
+//! profile facts, and (as their issues land) resolution, merges, consent and erasure.
+//!
+//! Layers: [`api`] (gRPC edge), [`domain`] (pure rules), [`store`] (its SQL, schema
+//! `identification`), [`cache`] (its Redis keys).
+
+pub mod api;
+pub mod cache;
+pub mod domain;
+pub mod store;
+
+use std::time::Duration;
+
+use confique::Config;
+use idic_platform::{db, jobs::Jobs, runtime::ServiceContext};
+use idic_proto::identification::v1::identification_service_server::IdentificationServiceServer;
+
+/// The Postgres schema this service owns.
+pub const SCHEMA: &str = "identification";
+
+/// The service's migrations (versions from 1000; the platform's come first).
+pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Settings of the identification service (`[identification]` in the config file).
+#[derive(Debug, Clone, Config)]
+pub struct IdentificationConfig {
+    /// How long a customer profile stays in the Redis cache, in seconds.
+    #[config(env = "IDIC_IDENTIFICATION_CACHE_TTL_SECS", default = 300)]
+    pub cache_ttl_secs: u64,
+}
+
+/// The running service: its gRPC server, ready to be added to a process.
+pub struct Identification {
+    /// The tonic service to serve.
+    pub server: IdentificationServiceServer<api::IdentificationApi>,
+}
+
+impl Identification {
+    /// Connects to the service's schema and builds the gRPC service. Migrations are
+    /// not run here: see [`migrate`].
+    pub async fn start(ctx: &ServiceContext, config: &IdentificationConfig) -> anyhow::Result<Self> {
+        let pool = db::connect(&ctx.database, SCHEMA).await?;
+        let store = store::Store::new(pool.clone());
+        let cache = cache::CustomerCache::new(ctx.redis.clone(), Duration::from_secs(config.cache_ttl_secs));
+        let api = api::IdentificationApi::new(store, cache, Jobs::new(pool));
+        Ok(Self { server: IdentificationServiceServer::new(api) })
+    }
+}
+
+/// Applies the platform's and this service's migrations to its schema.
+pub async fn migrate(database: &idic_platform::config::DatabaseConfig) -> anyhow::Result<()> {
+    let pool = db::connect(database, SCHEMA).await?;
+    db::migrate(&pool, &MIGRATIONS).await?;
+    pool.close().await;
+    Ok(())
+}

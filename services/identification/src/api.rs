@@ -1,0 +1,333 @@
+//! The gRPC edge of identification: validates requests, converts proto ⇄ domain,
+//! applies masking, and maps errors to `tonic::Status`. No SQL here.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use idic_platform::{
+    ApiError, ApiResult, FieldViolation,
+    context::Caller,
+    idempotency,
+    jobs::{Jobs, timestamp},
+    shared_rpcs::PlatformTables,
+    validate::{self, Violations},
+};
+use idic_proto::common::v1 as common;
+use idic_proto::identification::v1::{self as pb, identification_service_server::IdentificationService};
+use prost::Message as _;
+use tonic::{Request, Response, Status};
+
+use crate::{
+    cache::CustomerCache,
+    domain::{
+        BirthDate, Customer, CustomerId, CustomerKind, CustomerRole, CustomerState, IdentifierKind, NewCustomer,
+        identifier, masking,
+    },
+    store::{Created, Store},
+};
+
+/// Most identifiers one request may attach to a customer.
+const MAX_IDENTIFIERS: usize = 50;
+
+/// The identification gRPC service.
+#[derive(Debug, Clone)]
+pub struct IdentificationApi {
+    store: Store,
+    cache: CustomerCache,
+    jobs: Jobs,
+}
+
+impl IdentificationApi {
+    /// The service over its store, cache and jobs.
+    pub fn new(store: Store, cache: CustomerCache, jobs: Jobs) -> Self {
+        Self { store, cache, jobs }
+    }
+
+    async fn load_customer(&self, id: CustomerId) -> ApiResult<Customer> {
+        let store = self.store.clone();
+        let (customer, _source) = self.cache.customer(id, || async move { store.get_customer(id).await }).await?;
+        customer.ok_or_else(|| ApiError::NotFound(id.resource_name()))
+    }
+}
+
+impl PlatformTables for IdentificationApi {
+    fn jobs(&self) -> &Jobs {
+        &self.jobs
+    }
+    fn pool(&self) -> &sqlx::PgPool {
+        self.store.pool()
+    }
+}
+
+fn caller<T>(request: &Request<T>) -> Arc<Caller> {
+    request
+        .extensions()
+        .get::<Arc<Caller>>()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(Caller::system("identification")))
+}
+
+#[tonic::async_trait]
+impl IdentificationService for IdentificationApi {
+    async fn create_customer(&self, request: Request<pb::CreateCustomerRequest>) -> Result<Response<pb::Customer>, Status> {
+        let caller = caller(&request);
+        let encoded = request.get_ref().encode_to_vec();
+        let pb::CreateCustomerRequest { customer, request_id, provenance } = request.into_inner();
+        let mut violations = Violations::new();
+        let request_id = violations.check("", validate::request_id(&request_id, "request_id")).flatten();
+        let source = provenance
+            .map(|p| p.source)
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| caller.name.clone());
+        let new_customer = match customer {
+            Some(customer) => violations.check("customer", new_customer_from_proto(customer)),
+            None => {
+                violations.add("customer", "is required");
+                None
+            }
+        };
+        violations.finish()?;
+        let new_customer = new_customer.ok_or_else(|| ApiError::invalid("customer", "is invalid"))?;
+        let hash = idempotency::request_hash(&encoded);
+        let created = self
+            .store
+            .create_customer(&new_customer, &source, request_id.map(|id| (id, hash.as_slice())))
+            .await?;
+        let id = match created {
+            Created::New(id) | Created::Replayed(id) => id,
+        };
+        let customer = self.load_customer(id).await?;
+        Ok(Response::new(customer_to_proto(&customer, caller.has_scope("pii.read"))))
+    }
+
+    async fn get_customer(&self, request: Request<pb::GetCustomerRequest>) -> Result<Response<pb::Customer>, Status> {
+        let caller = caller(&request);
+        let pb::GetCustomerRequest { name } = request.into_inner();
+        let id = CustomerId(validate::resource_id(&name, "customers", "name")?);
+        let customer = self.load_customer(id).await?;
+        Ok(Response::new(customer_to_proto(&customer, caller.has_scope("pii.read"))))
+    }
+
+    idic_platform::shared_rpcs!();
+}
+
+/// A proto customer as a validated, normalised new customer. Output-only fields are
+/// ignored; every violation names its field relative to the customer.
+fn new_customer_from_proto(customer: pb::Customer) -> ApiResult<NewCustomer> {
+    let pb::Customer {
+        name: _,
+        kind,
+        roles,
+        display_name,
+        given_name,
+        family_name,
+        preferred_name,
+        organization_name,
+        birth_date,
+        identifiers,
+        parent_customer,
+        job_title,
+        preferred_language,
+        time_zone,
+        preferred_channel,
+        state: _,
+        merged_into: _,
+        erasure: _,
+        create_time: _,
+        update_time: _,
+        etag: _,
+        pii_masked: _,
+    } = customer;
+    let mut v = Violations::new();
+    let kind = match pb::CustomerKind::try_from(kind) {
+        Ok(pb::CustomerKind::Person) => Some(CustomerKind::Person),
+        Ok(pb::CustomerKind::Organization) => Some(CustomerKind::Organization),
+        Ok(pb::CustomerKind::Unspecified) => {
+            v.add("kind", "is required: CUSTOMER_KIND_PERSON or CUSTOMER_KIND_ORGANIZATION");
+            None
+        }
+        Err(_) => {
+            v.add("kind", format!("{kind} is not a CustomerKind"));
+            None
+        }
+    };
+    let mut domain_roles = Vec::new();
+    for (i, role) in roles.iter().enumerate() {
+        match pb::CustomerRole::try_from(*role) {
+            Ok(pb::CustomerRole::Distributor) => domain_roles.push(CustomerRole::Distributor),
+            Ok(pb::CustomerRole::Partner) => domain_roles.push(CustomerRole::Partner),
+            _ => v.add(format!("roles[{i}]"), "must be DISTRIBUTOR or PARTNER"),
+        }
+    }
+    for (field, value, max) in [
+        ("display_name", &display_name, 300),
+        ("given_name", &given_name, 200),
+        ("family_name", &family_name, 200),
+        ("preferred_name", &preferred_name, 200),
+        ("organization_name", &organization_name, 300),
+        ("job_title", &job_title, 200),
+        ("preferred_language", &preferred_language, 35),
+        ("time_zone", &time_zone, 64),
+    ] {
+        v.check("", validate::max_chars(value, max, field));
+        if value.chars().any(char::is_control) {
+            v.add(field, "must not contain control characters");
+        }
+    }
+    let birth_date = birth_date.and_then(|d| {
+        let year = match d.year {
+            0 => Some(None),
+            y if (1..=i32::from(u16::MAX)).contains(&y) => Some(Some(y as u16)),
+            _ => None,
+        };
+        let (Some(year), Ok(month), Ok(day)) = (year, u8::try_from(d.month), u8::try_from(d.day)) else {
+            v.add("birth_date", "is not a valid date");
+            return None;
+        };
+        match BirthDate::new(year, month, day, Utc::now()) {
+            Ok(b) => Some(b),
+            Err(why) => {
+                v.add("birth_date", why);
+                None
+            }
+        }
+    });
+    if identifiers.len() > MAX_IDENTIFIERS {
+        v.add("identifiers", format!("at most {MAX_IDENTIFIERS} identifiers"));
+    }
+    let mut normalized: Vec<identifier::Identifier> = Vec::with_capacity(identifiers.len());
+    for (i, id) in identifiers.iter().enumerate() {
+        let Some(kind) = identifier_kind_from_proto(id.kind) else {
+            v.add(format!("identifiers[{i}].kind"), "is required and must be a known IdentifierKind");
+            continue;
+        };
+        match identifier::normalize(kind, &id.value, &id.namespace) {
+            Ok(n) if !normalized.contains(&n) => normalized.push(n),
+            Ok(_) => {}
+            Err(identifier::IdentifierError::MissingNamespace) => {
+                v.add(format!("identifiers[{i}].namespace"), identifier::IdentifierError::MissingNamespace.to_string())
+            }
+            Err(e) => v.add(format!("identifiers[{i}].value"), e.to_string()),
+        }
+    }
+    let parent = if parent_customer.is_empty() {
+        None
+    } else {
+        v.check("", validate::resource_id(&parent_customer, "customers", "parent_customer")).map(CustomerId)
+    };
+    let preferred_channel = match common::Channel::try_from(preferred_channel) {
+        Ok(common::Channel::Unspecified) => String::new(),
+        Ok(channel) => channel.as_str_name().to_owned(),
+        Err(_) => {
+            v.add("preferred_channel", format!("{preferred_channel} is not a Channel"));
+            String::new()
+        }
+    };
+    v.finish()?;
+    let kind = kind.ok_or_else(|| ApiError::invalid("kind", "is required"))?;
+    let new_customer = NewCustomer {
+        kind,
+        roles: domain_roles,
+        display_name: display_name.trim().to_owned(),
+        given_name: given_name.trim().to_owned(),
+        family_name: family_name.trim().to_owned(),
+        preferred_name: preferred_name.trim().to_owned(),
+        organization_name: organization_name.trim().to_owned(),
+        birth_date,
+        identifiers: normalized,
+        parent,
+        job_title: job_title.trim().to_owned(),
+        preferred_language: preferred_language.trim().to_owned(),
+        time_zone: time_zone.trim().to_owned(),
+        preferred_channel,
+    };
+    new_customer
+        .finish()
+        .map_err(|e| ApiError::InvalidArgument(vec![FieldViolation::new(e.field, e.description)]))
+}
+
+fn identifier_kind_from_proto(kind: i32) -> Option<IdentifierKind> {
+    Some(match common::IdentifierKind::try_from(kind).ok()? {
+        common::IdentifierKind::Unspecified => return None,
+        common::IdentifierKind::Email => IdentifierKind::Email,
+        common::IdentifierKind::Phone => IdentifierKind::Phone,
+        common::IdentifierKind::PostalAddress => IdentifierKind::PostalAddress,
+        common::IdentifierKind::LoyaltyCard => IdentifierKind::LoyaltyCard,
+        common::IdentifierKind::AccountNumber => IdentifierKind::AccountNumber,
+        common::IdentifierKind::DeviceId => IdentifierKind::DeviceId,
+        common::IdentifierKind::NationalId => IdentifierKind::NationalId,
+        common::IdentifierKind::ExternalId => IdentifierKind::ExternalId,
+    })
+}
+
+fn identifier_kind_to_proto(kind: IdentifierKind) -> common::IdentifierKind {
+    match kind {
+        IdentifierKind::Email => common::IdentifierKind::Email,
+        IdentifierKind::Phone => common::IdentifierKind::Phone,
+        IdentifierKind::PostalAddress => common::IdentifierKind::PostalAddress,
+        IdentifierKind::LoyaltyCard => common::IdentifierKind::LoyaltyCard,
+        IdentifierKind::AccountNumber => common::IdentifierKind::AccountNumber,
+        IdentifierKind::DeviceId => common::IdentifierKind::DeviceId,
+        IdentifierKind::NationalId => common::IdentifierKind::NationalId,
+        IdentifierKind::ExternalId => common::IdentifierKind::ExternalId,
+    }
+}
+
+/// A stored customer as the API shows it; personal values masked unless `pii`.
+fn customer_to_proto(customer: &Customer, pii: bool) -> pb::Customer {
+    let data = &customer.data;
+    let is_person = data.kind == CustomerKind::Person;
+    let name = |value: &str| if pii { value.to_owned() } else { masking::mask_name(value) };
+    pb::Customer {
+        name: customer.id.resource_name(),
+        kind: match data.kind {
+            CustomerKind::Person => pb::CustomerKind::Person,
+            CustomerKind::Organization => pb::CustomerKind::Organization,
+        } as i32,
+        roles: data
+            .roles
+            .iter()
+            .map(|r| match r {
+                CustomerRole::Distributor => pb::CustomerRole::Distributor as i32,
+                CustomerRole::Partner => pb::CustomerRole::Partner as i32,
+            })
+            .collect(),
+        display_name: if is_person { name(&data.display_name) } else { data.display_name.clone() },
+        given_name: name(&data.given_name),
+        family_name: name(&data.family_name),
+        preferred_name: name(&data.preferred_name),
+        organization_name: if is_person { name(&data.organization_name) } else { data.organization_name.clone() },
+        birth_date: data.birth_date.map(|b| pb::Date {
+            year: b.year.map_or(0, i32::from),
+            month: if pii { i32::from(b.month) } else { 0 },
+            day: if pii { i32::from(b.day) } else { 0 },
+        }),
+        identifiers: data
+            .identifiers
+            .iter()
+            .map(|i| common::Identifier {
+                kind: identifier_kind_to_proto(i.kind) as i32,
+                value: if pii { i.value.clone() } else { masking::mask_identifier(i.kind, &i.value) },
+                namespace: i.namespace.clone(),
+            })
+            .collect(),
+        parent_customer: data.parent.map(|p| p.resource_name()).unwrap_or_default(),
+        job_title: name(&data.job_title),
+        preferred_language: data.preferred_language.clone(),
+        time_zone: data.time_zone.clone(),
+        preferred_channel: common::Channel::from_str_name(&data.preferred_channel)
+            .unwrap_or(common::Channel::Unspecified) as i32,
+        state: match customer.state {
+            CustomerState::Active => pb::CustomerState::Active,
+            CustomerState::Merged => pb::CustomerState::Merged,
+            CustomerState::Erased => pb::CustomerState::Erased,
+        } as i32,
+        merged_into: customer.merged_into.map(|m| m.resource_name()).unwrap_or_default(),
+        // Erasure receipts arrive with the erasure feature.
+        erasure: String::new(),
+        create_time: Some(timestamp(customer.create_time)),
+        update_time: Some(timestamp(customer.update_time)),
+        etag: format!("v{}", customer.version),
+        pii_masked: !pii,
+    }
+}

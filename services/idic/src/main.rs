@@ -1,0 +1,114 @@
+//! `idic`: the one IDIC binary. `idic serve --target all` runs the four services on one
+//! port (monolithic mode); `--target identification` etc. runs one (microservices mode);
+//! `idic migrate` applies schema migrations; `idic demo` shows the services at work.
+
+mod demo;
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use clap::{Parser, Subcommand};
+use idic::{IdicConfig, Target};
+use tokio_util::sync::CancellationToken;
+
+/// IDIC, a one-to-one marketing engine: identification, segmentation, interaction and
+/// customization as gRPC services.
+#[derive(Debug, Parser)]
+#[command(name = "idic", version, after_long_help = settings_help())]
+struct Cli {
+    /// Configuration file (TOML). Every setting can also be given as an `IDIC_*`
+    /// environment variable, which wins over the file; `idic config` lists them all.
+    #[arg(long, short, global = true, env = "IDIC_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve gRPC: all services on one port, or one service.
+    #[command(after_long_help = settings_help())]
+    Serve {
+        /// Which services to run: all, identification, segmentation, interaction, customization.
+        #[arg(long, default_value = "all")]
+        target: Target,
+        /// Address to listen on (overrides `server.listen`); port 0 picks a free port.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Apply migrations before serving.
+        #[arg(long)]
+        migrate: bool,
+    },
+    /// Apply database migrations of the target's services, each into its own schema.
+    Migrate {
+        /// Which services to migrate.
+        #[arg(long, default_value = "all")]
+        target: Target,
+    },
+    /// Print every setting with its documentation, default and environment variable,
+    /// as a TOML template.
+    Config,
+    /// Start all services in this process on a loopback port against the configured
+    /// Postgres and Redis, and exercise them through gRPC, printing what happens.
+    Demo,
+}
+
+fn settings_help() -> String {
+    format!("Settings (file keys, defaults and environment variables):\n\n{}", idic_platform::config::template::<IdicConfig>())
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Config = cli.command {
+        print!("{}", idic_platform::config::template::<IdicConfig>());
+        return Ok(());
+    }
+    let mut config: IdicConfig = idic_platform::config::load(cli.config.as_deref())?;
+    idic_platform::telemetry::init(&config.telemetry)?;
+    idic_platform::metrics::install(&config.telemetry.metrics_listen)?;
+    match cli.command {
+        Command::Config => Ok(()),
+        Command::Migrate { target } => {
+            idic::migrate(&config, target).await?;
+            println!("migrations applied for target {}", target.as_str());
+            Ok(())
+        }
+        Command::Serve { target, listen, migrate } => {
+            if let Some(listen) = listen {
+                config.server.listen = listen;
+            }
+            if migrate {
+                idic::migrate(&config, target).await?;
+            }
+            let listener = tokio::net::TcpListener::bind(config.server.listen)
+                .await
+                .map_err(|e| anyhow::anyhow!("server.listen {}: {e}", config.server.listen))?;
+            // One line on stdout that scripts and tests wait for.
+            println!("idic listening on {} (target {})", listener.local_addr()?, target.as_str());
+            let shutdown = CancellationToken::new();
+            let on_signal = shutdown.clone();
+            tokio::spawn(async move {
+                idic_platform::server::shutdown_signal().await;
+                on_signal.cancel();
+            });
+            idic::serve(&config, target, listener, shutdown).await
+        }
+        Command::Demo => demo::run(config).await,
+    }
+}
