@@ -27,10 +27,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let fds = compiler.file_descriptor_set();
     std::fs::write(out_dir.join("idic_descriptor.bin"), fds.encode_to_vec())?;
-    std::fs::write(
-        out_dir.join("method_scopes.rs"),
-        method_scopes(&compiler.descriptor_pool())?,
-    )?;
+    std::fs::write(out_dir.join("method_scopes.rs"), method_scopes(&compiler.descriptor_pool())?)?;
 
     tonic_prost_build::configure()
         .build_server(true)

@@ -57,7 +57,9 @@ pub async fn list(pool: &PgPool, request: pb::ListAuditEntriesRequest) -> ApiRes
     let size = paging::page_size(page_size, "page_size")?;
     validate::max_chars(&resource, 256, "resource")?;
     let (start, end) = period.map_or((None, None), |p| (p.start_time, p.end_time));
-    let to_time = |t: Option<prost_types::Timestamp>| t.and_then(|t| DateTime::<Utc>::from_timestamp(t.seconds, t.nanos.max(0) as u32));
+    let to_time = |t: Option<prost_types::Timestamp>| {
+        t.and_then(|t| DateTime::<Utc>::from_timestamp(t.seconds, t.nanos.max(0) as u32))
+    };
     let (start, end) = (to_time(start), to_time(end));
     let filter = format!("{resource}|{start:?}|{end:?}");
     let before: Option<i64> = paging::decode_page_token(&page_token, &filter, "page_token")?;

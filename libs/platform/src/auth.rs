@@ -33,10 +33,8 @@ impl Authenticator {
         let callers_by_token = keys
             .iter()
             .map(|k| {
-                let caller = Caller {
-                    name: k.caller.clone(),
-                    scopes: k.scopes.iter().cloned().collect::<BTreeSet<_>>(),
-                };
+                let caller =
+                    Caller { name: k.caller.clone(), scopes: k.scopes.iter().cloned().collect::<BTreeSet<_>>() };
                 (k.token.clone(), Arc::new(caller))
             })
             .collect();
@@ -118,26 +116,19 @@ where
             .and_then(|v| v.to_str().ok())
             .filter(|v| !v.is_empty() && v.len() <= 128)
             .map_or_else(|| uuid::Uuid::new_v4().to_string().into(), Into::into);
-        let authorization = request
-            .headers()
-            .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
+        let authorization = request.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
         let caller = match self.authenticator.authenticate(authorization) {
             Ok(caller) => caller,
             Err(status) => return Box::pin(async move { Ok(status.into_http()) }),
         };
-        if let Some(scope) = idic_proto::required_scope(&path) {
-            if !caller.has_scope(scope) {
-                let status = Status::permission_denied(format!(
-                    "caller {} lacks scope {scope} required by {path}",
-                    caller.name
-                ));
-                return Box::pin(async move { Ok(status.into_http()) });
-            }
+        if let Some(scope) = idic_proto::required_scope(&path)
+            && !caller.has_scope(scope)
+        {
+            let status =
+                Status::permission_denied(format!("caller {} lacks scope {scope} required by {path}", caller.name));
+            return Box::pin(async move { Ok(status.into_http()) });
         }
-        let token = authorization
-            .and_then(|h| h.split_once(' '))
-            .map(|(_, t)| Arc::<str>::from(t.trim()));
+        let token = authorization.and_then(|h| h.split_once(' ')).map(|(_, t)| Arc::<str>::from(t.trim()));
         request.extensions_mut().insert(caller.clone());
         let deadline = request
             .headers()

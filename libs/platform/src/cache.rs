@@ -77,10 +77,7 @@ impl Cache {
     pub async fn put<T: Serialize>(&self, id: &str, value: &T) {
         let Ok(bytes) = serde_json::to_vec(value) else { return };
         let mut conn = self.redis.connection();
-        if let Err(e) = conn
-            .set_ex::<_, _, ()>(self.key(id), bytes, self.ttl.as_secs().max(1))
-            .await
-        {
+        if let Err(e) = conn.set_ex::<_, _, ()>(self.key(id), bytes, self.ttl.as_secs().max(1)).await {
             note_unavailable(&e);
         }
     }

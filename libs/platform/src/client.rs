@@ -58,10 +58,10 @@ impl Interceptor for Propagate {
                 .map_err(|_| Status::internal("token is not a valid header value"))?;
             request.metadata_mut().insert("authorization", value);
         }
-        if let Some(ctx) = &ctx {
-            if let Ok(value) = MetadataValue::try_from(ctx.request_id.as_ref()) {
-                request.metadata_mut().insert(REQUEST_ID_HEADER, value);
-            }
+        if let Some(ctx) = &ctx
+            && let Ok(value) = MetadataValue::try_from(ctx.request_id.as_ref())
+        {
+            request.metadata_mut().insert(REQUEST_ID_HEADER, value);
         }
         let remaining = ctx.and_then(|c| c.deadline).map(|d| d.saturating_duration_since(tokio::time::Instant::now()));
         let deadline = remaining.map_or(self.default_deadline, |r| r.min(self.default_deadline));

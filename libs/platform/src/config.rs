@@ -152,9 +152,7 @@ pub fn load<C: Config>(file: Option<&std::path::Path>) -> anyhow::Result<C> {
         }
         builder = builder.file(path);
     }
-    builder
-        .load()
-        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))
+    builder.load().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))
 }
 
 /// The documented TOML template of a configuration: every setting with its doc,
@@ -173,11 +171,10 @@ impl AuthConfig {
         }
         let mut keys = self.api_keys.clone();
         if let Some(path) = &self.api_keys_file {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                anyhow::anyhow!("auth.api_keys_file {}: {e}", path.display())
-            })?;
-            let file: KeysFile = toml::from_str(&text)
+            let text = std::fs::read_to_string(path)
                 .map_err(|e| anyhow::anyhow!("auth.api_keys_file {}: {e}", path.display()))?;
+            let file: KeysFile =
+                toml::from_str(&text).map_err(|e| anyhow::anyhow!("auth.api_keys_file {}: {e}", path.display()))?;
             keys.extend(file.api_keys);
         }
         for (i, key) in keys.iter().enumerate() {

@@ -73,10 +73,7 @@ pub async fn migrate(pool: &PgPool, service: &Migrator) -> anyhow::Result<()> {
         );
     }
     let all = PLATFORM_MIGRATIONS.iter().chain(service.iter()).cloned().collect();
-    Migrator::with_migrations(all)
-        .run(pool)
-        .await
-        .map_err(|e| anyhow::anyhow!("migrations: {e}"))
+    Migrator::with_migrations(all).run(pool).await.map_err(|e| anyhow::anyhow!("migrations: {e}"))
 }
 
 /// Creates the database named in `url` when it does not exist.
@@ -89,14 +86,14 @@ pub async fn ensure_database(url: &str) -> anyhow::Result<()> {
         .fetch_one(&mut admin)
         .await?;
     if !exists {
-        let created = admin.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\"")))).await;
+        let created =
+            admin.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\"")))).await;
         if let Err(e) = created {
             // Another process may have created it meanwhile.
-            let now_exists: bool =
-                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-                    .bind(&name)
-                    .fetch_one(&mut admin)
-                    .await?;
+            let now_exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+                .bind(&name)
+                .fetch_one(&mut admin)
+                .await?;
             if !now_exists {
                 return Err(e.into());
             }

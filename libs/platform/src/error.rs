@@ -88,11 +88,7 @@ pub enum ApiError {
 }
 
 fn describe(violations: &[FieldViolation]) -> String {
-    violations
-        .iter()
-        .map(|v| format!("{}: {}", v.field, v.description))
-        .collect::<Vec<_>>()
-        .join("; ")
+    violations.iter().map(|v| format!("{}: {}", v.field, v.description)).collect::<Vec<_>>().join("; ")
 }
 
 impl ApiError {
@@ -138,20 +134,12 @@ impl From<ApiError> for Status {
                 Status::with_error_details(code, message, details)
             }
             ApiError::NotFound(ref resource) | ApiError::AlreadyExists(ref resource) => {
-                let details = ErrorDetails::with_resource_info(
-                    resource_type(resource),
-                    resource.clone(),
-                    "",
-                    err.to_string(),
-                );
+                let details =
+                    ErrorDetails::with_resource_info(resource_type(resource), resource.clone(), "", err.to_string());
                 Status::with_error_details(code, err.to_string(), details)
             }
             ApiError::ResourceExhausted { message, retry_after } => match retry_after {
-                Some(delay) => Status::with_error_details(
-                    code,
-                    message,
-                    ErrorDetails::with_retry_info(Some(delay)),
-                ),
+                Some(delay) => Status::with_error_details(code, message, ErrorDetails::with_retry_info(Some(delay))),
                 None => Status::new(code, message),
             },
             ApiError::Internal(source) => {
@@ -173,9 +161,7 @@ impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
         match &err {
             sqlx::Error::PoolTimedOut => Self::Unavailable("database busy: no free connection".into()),
-            sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-                Self::Unavailable("database unreachable".into())
-            }
+            sqlx::Error::Io(_) | sqlx::Error::PoolClosed => Self::Unavailable("database unreachable".into()),
             sqlx::Error::Database(db) if db.code().as_deref() == Some("40001") => {
                 Self::Aborted("concurrent update; retry".into())
             }

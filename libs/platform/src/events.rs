@@ -29,23 +29,20 @@ pub async fn enqueue(tx: &mut PgConnection, stream: &str, payload: &[u8]) -> sql
         .bind(payload)
         .execute(&mut *tx)
         .await?;
-    sqlx::query("SELECT pg_notify(current_schema() || '_outbox', '')")
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query("SELECT pg_notify(current_schema() || '_outbox', '')").execute(&mut *tx).await?;
     Ok(())
 }
 
 /// Records that `group` has applied `event_id`, inside the transaction that applies it.
 /// Returns false when it had been applied already (a redelivery): skip the effect then.
 pub async fn first_delivery(tx: &mut PgConnection, group: &str, event_id: &str) -> sqlx::Result<bool> {
-    let inserted = sqlx::query(
-        "INSERT INTO processed_events (consumer_group, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-    )
-    .bind(group)
-    .bind(event_id)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
+    let inserted =
+        sqlx::query("INSERT INTO processed_events (consumer_group, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(group)
+            .bind(event_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
     Ok(inserted == 1)
 }
 
@@ -80,24 +77,22 @@ impl OutboxRelay {
     /// Relays until `shutdown` is cancelled. Errors (Redis or Postgres down) are logged
     /// and retried; nothing is lost, since rows leave the outbox only after publication.
     pub async fn run(self, shutdown: CancellationToken) {
-        let channel = match sqlx::query_scalar::<_, String>("SELECT current_schema() || '_outbox'")
-            .fetch_one(&self.pool)
-            .await
-        {
-            Ok(c) => Some(c),
-            Err(e) => {
-                tracing::warn!(error = %e, "outbox relay: no notification channel; polling only");
-                None
-            }
-        };
+        let channel =
+            match sqlx::query_scalar::<_, String>("SELECT current_schema() || '_outbox'").fetch_one(&self.pool).await {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::warn!(error = %e, "outbox relay: no notification channel; polling only");
+                    None
+                }
+            };
         let mut listener = None;
         let mut epoch_seen = false;
         let mut last_prune = tokio::time::Instant::now();
         loop {
-            if listener.is_none() {
-                if let Some(channel) = &channel {
-                    listener = connect_listener(&self.pool, channel).await;
-                }
+            if listener.is_none()
+                && let Some(channel) = &channel
+            {
+                listener = connect_listener(&self.pool, channel).await;
             }
             match self.check_epoch(&mut epoch_seen).await {
                 Ok(true) => {
@@ -172,13 +167,9 @@ impl OutboxRelay {
         let mut conn = self.redis.connection();
         pipe.query_async::<()>(&mut conn).await?;
         let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
-        sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
-            .bind(&ids)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)").bind(&ids).execute(&mut *tx).await?;
         tx.commit().await?;
-        metrics::counter!("idic_events_published_total", "source" => self.source.clone())
-            .increment(rows.len() as u64);
+        metrics::counter!("idic_events_published_total", "source" => self.source.clone()).increment(rows.len() as u64);
         Ok(rows.len())
     }
 
@@ -197,9 +188,7 @@ impl OutboxRelay {
     }
 
     async fn requeue_retained(&self) -> sqlx::Result<()> {
-        sqlx::query("UPDATE outbox SET published_at = NULL WHERE published_at IS NOT NULL")
-            .execute(&self.pool)
-            .await?;
+        sqlx::query("UPDATE outbox SET published_at = NULL WHERE published_at IS NOT NULL").execute(&self.pool).await?;
         Ok(())
     }
 }
@@ -415,12 +404,8 @@ impl Consumer {
         let event_id = delivery.event_id.clone();
         match handle(delivery).await {
             Ok(()) => {
-                let acked: redis::RedisResult<()> = redis::cmd("XACK")
-                    .arg(self.key())
-                    .arg(&self.group)
-                    .arg(&entry_id)
-                    .query_async(conn)
-                    .await;
+                let acked: redis::RedisResult<()> =
+                    redis::cmd("XACK").arg(self.key()).arg(&self.group).arg(&entry_id).query_async(conn).await;
                 if let Err(e) = acked {
                     tracing::debug!(error = %e, "ack failed; the event will be redelivered");
                 }

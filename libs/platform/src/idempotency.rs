@@ -24,12 +24,7 @@ pub fn request_hash(encoded_request: &[u8]) -> Vec<u8> {
 }
 
 /// Claims `request_id` for `method` inside `tx`.
-pub async fn claim(
-    tx: &mut PgConnection,
-    method: &str,
-    request_id: &str,
-    request_hash: &[u8],
-) -> ApiResult<Claim> {
+pub async fn claim(tx: &mut PgConnection, method: &str, request_id: &str, request_hash: &[u8]) -> ApiResult<Claim> {
     let inserted = sqlx::query(
         "INSERT INTO idempotency_keys (method, request_id, request_hash) VALUES ($1, $2, $3) \
          ON CONFLICT DO NOTHING",
@@ -43,13 +38,12 @@ pub async fn claim(
     if inserted == 1 {
         return Ok(Claim::New);
     }
-    let (stored_hash, response): (Vec<u8>, Option<Vec<u8>>) = sqlx::query_as(
-        "SELECT request_hash, response FROM idempotency_keys WHERE method = $1 AND request_id = $2",
-    )
-    .bind(method)
-    .bind(request_id)
-    .fetch_one(&mut *tx)
-    .await?;
+    let (stored_hash, response): (Vec<u8>, Option<Vec<u8>>) =
+        sqlx::query_as("SELECT request_hash, response FROM idempotency_keys WHERE method = $1 AND request_id = $2")
+            .bind(method)
+            .bind(request_id)
+            .fetch_one(&mut *tx)
+            .await?;
     if stored_hash != request_hash {
         return Err(ApiError::FailedPrecondition(
             "request_id was already used for a different request; choose a new request_id".into(),

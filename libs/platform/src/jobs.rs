@@ -155,7 +155,13 @@ impl Jobs {
         self.finish(id, JobState::Failed, None, message).await
     }
 
-    async fn finish(&self, id: Uuid, state: JobState, result: Option<serde_json::Value>, message: &str) -> ApiResult<()> {
+    async fn finish(
+        &self,
+        id: Uuid,
+        state: JobState,
+        result: Option<serde_json::Value>,
+        message: &str,
+    ) -> ApiResult<()> {
         sqlx::query(
             "UPDATE jobs SET state = $2, result = $3, error_message = $4, end_time = now() \
              WHERE id = $1 AND state IN ('queued', 'running')",
@@ -178,9 +184,9 @@ impl Jobs {
                     created_by, create_time, start_time, end_time \
              FROM jobs WHERE id = $1",
         )
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(JobRow::into_proto).ok_or(ApiError::NotFound(name))
     }
 
@@ -239,9 +245,7 @@ pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
 /// A JSON object as a `google.protobuf.Struct` (None for non-objects).
 pub fn json_to_struct(value: &serde_json::Value) -> Option<prost_types::Struct> {
     let serde_json::Value::Object(map) = value else { return None };
-    Some(prost_types::Struct {
-        fields: map.iter().map(|(k, v)| (k.clone(), json_to_value(v))).collect(),
-    })
+    Some(prost_types::Struct { fields: map.iter().map(|(k, v)| (k.clone(), json_to_value(v))).collect() })
 }
 
 fn json_to_value(value: &serde_json::Value) -> prost_types::Value {

@@ -15,9 +15,8 @@ use tower::{Layer, Service};
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Latency buckets in seconds, fine at the low end where IDIC's targets are.
-const LATENCY_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
+const LATENCY_BUCKETS: &[f64] =
+    &[0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 /// Installs the process-wide recorder once and, when `listen` is set, serves `/metrics`
 /// there. Later calls return the same handle (many servers may share a test process).
@@ -25,8 +24,8 @@ pub fn install(listen: &str) -> anyhow::Result<PrometheusHandle> {
     if let Some(handle) = HANDLE.get() {
         return Ok(handle.clone());
     }
-    let mut builder = PrometheusBuilder::new()
-        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)?;
+    let mut builder =
+        PrometheusBuilder::new().set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)?;
     if listen.is_empty() {
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
@@ -34,9 +33,8 @@ pub fn install(listen: &str) -> anyhow::Result<PrometheusHandle> {
             let _ = HANDLE.set(handle);
         }
     } else {
-        let addr: std::net::SocketAddr = listen
-            .parse()
-            .map_err(|e| anyhow::anyhow!("telemetry.metrics_listen {listen:?}: {e}"))?;
+        let addr: std::net::SocketAddr =
+            listen.parse().map_err(|e| anyhow::anyhow!("telemetry.metrics_listen {listen:?}: {e}"))?;
         builder = builder.with_http_listener(addr);
         let (recorder, exporter) = builder.build()?;
         let handle = recorder.handle();
@@ -107,8 +105,7 @@ where
                 Err(_) => tonic::Code::Unknown,
             };
             let code = format!("{code:?}");
-            metrics::counter!("idic_grpc_requests_total", "method" => method.clone(), "code" => code)
-                .increment(1);
+            metrics::counter!("idic_grpc_requests_total", "method" => method.clone(), "code" => code).increment(1);
             metrics::histogram!("idic_grpc_request_duration_seconds", "method" => method)
                 .record(started.elapsed().as_secs_f64());
             result

@@ -26,8 +26,7 @@ impl std::fmt::Debug for Redis {
 impl Redis {
     /// A lazily connecting handle; fails only on an invalid URL.
     pub fn new(config: &RedisConfig) -> anyhow::Result<Self> {
-        let client = redis::Client::open(config.url.as_str())
-            .map_err(|e| anyhow::anyhow!("redis.url: {e}"))?;
+        let client = redis::Client::open(config.url.as_str()).map_err(|e| anyhow::anyhow!("redis.url: {e}"))?;
         let connect_timeout = Duration::from_millis(config.connect_timeout_ms);
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(connect_timeout))

@@ -73,11 +73,8 @@ impl Peers {
             PeerService::Customization => &self.config.customization,
         };
         let endpoint = if configured.is_empty() { &self.own_endpoint } else { configured };
-        let channel = client::connect(
-            endpoint,
-            Duration::from_millis(self.config.default_deadline_ms),
-            &self.service_token,
-        )?;
+        let channel =
+            client::connect(endpoint, Duration::from_millis(self.config.default_deadline_ms), &self.service_token)?;
         Ok(slot.get_or_init(|| channel).clone())
     }
 

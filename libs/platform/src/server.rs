@@ -75,10 +75,7 @@ pub async fn serve(
         .build_v1alpha()?;
 
     let mut routes = services.routes;
-    routes
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha);
+    routes.add_service(health_service).add_service(reflection_v1).add_service(reflection_v1alpha);
     let routes: Routes = routes.routes();
 
     let layers = ServiceBuilder::new()

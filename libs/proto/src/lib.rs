@@ -50,10 +50,7 @@ include!(concat!(env!("OUT_DIR"), "/method_scopes.rs"));
 
 /// The scope an RPC path needs, or `None` for a path outside the IDIC API.
 pub fn required_scope(path: &str) -> Option<&'static str> {
-    METHOD_SCOPES
-        .binary_search_by(|(p, _)| (*p).cmp(path))
-        .ok()
-        .map(|i| METHOD_SCOPES[i].1)
+    METHOD_SCOPES.binary_search_by(|(p, _)| (*p).cmp(path)).ok().map(|i| METHOD_SCOPES[i].1)
 }
 
 /// Fully qualified names of the four IDIC gRPC services.

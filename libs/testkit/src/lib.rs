@@ -74,8 +74,8 @@ impl TestEnv {
     async fn try_start(targets: &[Target], adjust: impl FnOnce(&mut IdicConfig)) -> anyhow::Result<Self> {
         let run = uuid::Uuid::new_v4().simple().to_string();
         let mut config: IdicConfig = idic_platform::config::load(None)?;
-        let server_url = std::env::var("IDIC_TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned());
+        let server_url =
+            std::env::var("IDIC_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned());
         config.database.url = format!("{}/idic_test_{run}", server_url.trim_end_matches('/'));
         config.database.max_connections = 4;
         config.database.create_if_missing = true;
@@ -139,10 +139,9 @@ impl TestEnv {
         loop {
             if let Ok(channel) = Channel::from_shared(format!("http://{addr}"))?.connect().await {
                 let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
-                let ok = health
-                    .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
-                    .await
-                    .is_ok_and(|r| r.into_inner().status() == tonic_health::pb::health_check_response::ServingStatus::Serving);
+                let ok = health.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.is_ok_and(
+                    |r| r.into_inner().status() == tonic_health::pb::health_check_response::ServingStatus::Serving,
+                );
                 if ok {
                     return Ok(());
                 }

@@ -60,25 +60,21 @@ impl PlatformTables for IdentificationApi {
 }
 
 fn caller<T>(request: &Request<T>) -> Arc<Caller> {
-    request
-        .extensions()
-        .get::<Arc<Caller>>()
-        .cloned()
-        .unwrap_or_else(|| Arc::new(Caller::system("identification")))
+    request.extensions().get::<Arc<Caller>>().cloned().unwrap_or_else(|| Arc::new(Caller::system("identification")))
 }
 
 #[tonic::async_trait]
 impl IdentificationService for IdentificationApi {
-    async fn create_customer(&self, request: Request<pb::CreateCustomerRequest>) -> Result<Response<pb::Customer>, Status> {
+    async fn create_customer(
+        &self,
+        request: Request<pb::CreateCustomerRequest>,
+    ) -> Result<Response<pb::Customer>, Status> {
         let caller = caller(&request);
         let encoded = request.get_ref().encode_to_vec();
         let pb::CreateCustomerRequest { customer, request_id, provenance } = request.into_inner();
         let mut violations = Violations::new();
         let request_id = violations.check("", validate::request_id(&request_id, "request_id")).flatten();
-        let source = provenance
-            .map(|p| p.source)
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| caller.name.clone());
+        let source = provenance.map(|p| p.source).filter(|s| !s.is_empty()).unwrap_or_else(|| caller.name.clone());
         let new_customer = match customer {
             Some(customer) => violations.check("customer", new_customer_from_proto(customer)),
             None => {
@@ -89,10 +85,8 @@ impl IdentificationService for IdentificationApi {
         violations.finish()?;
         let new_customer = new_customer.ok_or_else(|| ApiError::invalid("customer", "is invalid"))?;
         let hash = idempotency::request_hash(&encoded);
-        let created = self
-            .store
-            .create_customer(&new_customer, &source, request_id.map(|id| (id, hash.as_slice())))
-            .await?;
+        let created =
+            self.store.create_customer(&new_customer, &source, request_id.map(|id| (id, hash.as_slice()))).await?;
         let id = match created {
             Created::New(id) | Created::Replayed(id) => id,
         };
@@ -241,9 +235,7 @@ fn new_customer_from_proto(customer: pb::Customer) -> ApiResult<NewCustomer> {
         time_zone: time_zone.trim().to_owned(),
         preferred_channel,
     };
-    new_customer
-        .finish()
-        .map_err(|e| ApiError::InvalidArgument(vec![FieldViolation::new(e.field, e.description)]))
+    new_customer.finish().map_err(|e| ApiError::InvalidArgument(vec![FieldViolation::new(e.field, e.description)]))
 }
 
 fn identifier_kind_from_proto(kind: i32) -> Option<IdentifierKind> {

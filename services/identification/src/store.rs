@@ -6,8 +6,7 @@ use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::domain::{
-    BirthDate, Customer, CustomerId, CustomerKind, CustomerRole, CustomerState, Identifier, IdentifierKind,
-    NewCustomer,
+    BirthDate, Customer, CustomerId, CustomerKind, CustomerRole, CustomerState, Identifier, IdentifierKind, NewCustomer,
 };
 
 /// Access to the identification schema.
@@ -70,21 +69,19 @@ impl Store {
         idempotency: Option<(&str, &[u8])>,
     ) -> ApiResult<Created> {
         let mut tx = self.pool.begin().await?;
-        if let Some((request_id, hash)) = idempotency {
-            if let idempotency::Claim::Replay(bytes) =
+        if let Some((request_id, hash)) = idempotency
+            && let idempotency::Claim::Replay(bytes) =
                 idempotency::claim(&mut tx, "CreateCustomer", request_id, hash).await?
-            {
-                let id = Uuid::from_slice(&bytes).map_err(|e| anyhow::anyhow!("stored response: {e}"))?;
-                return Ok(Created::Replayed(CustomerId(id)));
-            }
+        {
+            let id = Uuid::from_slice(&bytes).map_err(|e| anyhow::anyhow!("stored response: {e}"))?;
+            return Ok(Created::Replayed(CustomerId(id)));
         }
         self.check_identifiers_free(&mut tx, &customer.identifiers).await?;
         if let Some(parent) = customer.parent {
-            let kind: Option<(String, String)> =
-                sqlx::query_as("SELECT kind, state FROM customers WHERE id = $1")
-                    .bind(parent.0)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+            let kind: Option<(String, String)> = sqlx::query_as("SELECT kind, state FROM customers WHERE id = $1")
+                .bind(parent.0)
+                .fetch_optional(&mut *tx)
+                .await?;
             match kind {
                 None => return Err(ApiError::NotFound(parent.resource_name())),
                 Some((kind, state)) if kind != "organization" || state != "active" => {
@@ -144,7 +141,11 @@ impl Store {
         Ok(Created::New(id))
     }
 
-    async fn check_identifiers_free(&self, tx: &mut Transaction<'_, Postgres>, identifiers: &[Identifier]) -> ApiResult<()> {
+    async fn check_identifiers_free(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        identifiers: &[Identifier],
+    ) -> ApiResult<()> {
         let unique: Vec<(usize, &Identifier)> =
             identifiers.iter().enumerate().filter(|(_, i)| i.kind != IdentifierKind::PostalAddress).collect();
         if unique.is_empty() {
@@ -163,9 +164,10 @@ impl Store {
         .bind(&values)
         .fetch_all(&mut **tx)
         .await?;
-        if let Some((position, _)) = unique.iter().find(|(_, i)| {
-            taken.iter().any(|(k, n, v)| k == i.kind.as_str() && *n == i.namespace && *v == i.value)
-        }) {
+        if let Some((position, _)) = unique
+            .iter()
+            .find(|(_, i)| taken.iter().any(|(k, n, v)| k == i.kind.as_str() && *n == i.namespace && *v == i.value))
+        {
             return Err(ApiError::Conflict(FieldViolation::new(
                 format!("customer.identifiers[{position}]"),
                 "is already held by another customer",
@@ -200,11 +202,9 @@ impl Store {
 impl CustomerRow {
     fn into_domain(self, identifiers: Vec<(String, String, String)>) -> Customer {
         let birth_date = match (self.birth_month, self.birth_day) {
-            (Some(month), Some(day)) => Some(BirthDate {
-                year: self.birth_year.map(|y| y as u16),
-                month: month as u8,
-                day: day as u8,
-            }),
+            (Some(month), Some(day)) => {
+                Some(BirthDate { year: self.birth_year.map(|y| y as u16), month: month as u8, day: day as u8 })
+            }
             _ => None,
         };
         Customer {
@@ -241,9 +241,7 @@ impl CustomerRow {
 
 fn unique_violation_as_conflict(e: sqlx::Error, what: &str) -> ApiError {
     match &e {
-        sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => {
-            ApiError::AlreadyExists(what.to_owned())
-        }
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => ApiError::AlreadyExists(what.to_owned()),
         _ => e.into(),
     }
 }

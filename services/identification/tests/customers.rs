@@ -14,7 +14,9 @@ use idic_testkit::{TestEnv, tokens};
 use tonic::Code;
 use tonic_types::StatusExt as _;
 
-type Client = IdentificationServiceClient<tonic::service::interceptor::InterceptedService<tonic::transport::Channel, idic_testkit::Bearer>>;
+type Client = IdentificationServiceClient<
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, idic_testkit::Bearer>,
+>;
 
 async fn client(env: &TestEnv, token: &str) -> Client {
     IdentificationServiceClient::new(env.authorized(Target::Identification, token).await)
@@ -52,7 +54,11 @@ async fn created_customer_is_stored_and_read_back_through_the_cache() {
     let env = TestEnv::monolith().await;
     let mut admin = client(&env, tokens::ADMIN).await;
 
-    let created = admin.create_customer(create(ada(vec![email(" Ada@Analytical-Engine.CO.UK ")]), "")).await.expect("create").into_inner();
+    let created = admin
+        .create_customer(create(ada(vec![email(" Ada@Analytical-Engine.CO.UK ")]), ""))
+        .await
+        .expect("create")
+        .into_inner();
     assert!(created.name.starts_with("customers/"));
     assert_eq!(created.display_name, "Ada Lovelace");
     assert_eq!(created.identifiers[0].value, "ada@analytical-engine.co.uk", "emails are normalised");
@@ -107,8 +113,14 @@ async fn invalid_input_is_refused_naming_each_field() {
         (ada(vec![email("bob@@example")]), vec!["customer.identifiers[0].value"]),
         (ada(vec![email("ok@analytical-engine.co.uk"), email("test@test.com")]), vec!["customer.identifiers[1].value"]),
         (Customer { kind: 0, ..ada(vec![]) }, vec!["customer.kind"]),
-        (Customer { kind: CustomerKind::Organization as i32, birth_date: None, ..ada(vec![]) }, vec!["customer.organization_name"]),
-        (Customer { birth_date: Some(Date { year: 1990, month: 2, day: 30 }), ..ada(vec![]) }, vec!["customer.birth_date"]),
+        (
+            Customer { kind: CustomerKind::Organization as i32, birth_date: None, ..ada(vec![]) },
+            vec!["customer.organization_name"],
+        ),
+        (
+            Customer { birth_date: Some(Date { year: 1990, month: 2, day: 30 }), ..ada(vec![]) },
+            vec!["customer.birth_date"],
+        ),
         (Customer { parent_customer: "customers/nope".into(), ..ada(vec![]) }, vec!["customer.parent_customer"]),
         (Customer { given_name: "x".repeat(201), ..ada(vec![]) }, vec!["customer.given_name"]),
     ];
@@ -137,7 +149,10 @@ async fn an_identifier_belongs_to_one_customer() {
     let mut admin = client(&env, tokens::ADMIN).await;
     admin.create_customer(create(ada(vec![email("shared@analytical-engine.co.uk")]), "")).await.expect("first");
     let status = admin
-        .create_customer(create(ada(vec![email("other@analytical-engine.co.uk"), email("SHARED@analytical-engine.co.uk")]), ""))
+        .create_customer(create(
+            ada(vec![email("other@analytical-engine.co.uk"), email("SHARED@analytical-engine.co.uk")]),
+            "",
+        ))
         .await
         .expect_err("second holder");
     assert_eq!(status.code(), Code::AlreadyExists);
@@ -149,10 +164,15 @@ async fn an_identifier_belongs_to_one_customer() {
 async fn personal_data_is_masked_without_pii_read() {
     let env = TestEnv::monolith().await;
     let mut admin = client(&env, tokens::ADMIN).await;
-    let created = admin.create_customer(create(ada(vec![email("ada.masked@analytical-engine.co.uk")]), "")).await.expect("create").into_inner();
+    let created = admin
+        .create_customer(create(ada(vec![email("ada.masked@analytical-engine.co.uk")]), ""))
+        .await
+        .expect("create")
+        .into_inner();
     let name = GetCustomerRequest { name: created.name.clone() };
 
-    let masked = client(&env, tokens::PROFILE_READER).await.get_customer(name.clone()).await.expect("reader").into_inner();
+    let masked =
+        client(&env, tokens::PROFILE_READER).await.get_customer(name.clone()).await.expect("reader").into_inner();
     assert!(masked.pii_masked);
     assert_eq!((masked.given_name.as_str(), masked.family_name.as_str()), ("A***", "L***"));
     assert_eq!(masked.identifiers[0].value, "a***@analytical-engine.co.uk");
@@ -169,7 +189,11 @@ async fn reads_and_writes_work_with_redis_down() {
     // Nothing listens on port 1: every Redis command fails fast.
     let env = TestEnv::start_with(&[Target::All], |c| c.redis.url = "redis://127.0.0.1:1".into()).await;
     let mut admin = client(&env, tokens::ADMIN).await;
-    let created = admin.create_customer(create(ada(vec![email("no.cache@analytical-engine.co.uk")]), "")).await.expect("create").into_inner();
+    let created = admin
+        .create_customer(create(ada(vec![email("no.cache@analytical-engine.co.uk")]), ""))
+        .await
+        .expect("create")
+        .into_inner();
     let got = admin.get_customer(GetCustomerRequest { name: created.name.clone() }).await.expect("get").into_inner();
     assert_eq!(got.display_name, "Ada Lovelace");
     env.cleanup().await;

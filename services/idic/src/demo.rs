@@ -29,16 +29,15 @@ pub async fn run(mut config: IdicConfig) -> anyhow::Result<()> {
         let (config, shutdown) = (config.clone(), shutdown.clone());
         tokio::spawn(async move { idic::serve(&config, Target::All, listener, shutdown).await })
     };
-    let channel = Channel::from_shared(format!("http://{addr}"))?.connect_timeout(Duration::from_secs(5)).connect().await?;
+    let channel =
+        Channel::from_shared(format!("http://{addr}"))?.connect_timeout(Duration::from_secs(5)).connect().await?;
     println!("   all four services listening on {addr} ({} ms)\n", started.elapsed().as_millis());
 
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
     println!("-- health (grpc.health.v1), unauthenticated like any standard tool:");
     for service in idic_proto::SERVICE_NAMES {
-        let answer = health
-            .check(tonic_health::pb::HealthCheckRequest { service: service.to_owned() })
-            .await?
-            .into_inner();
+        let answer =
+            health.check(tonic_health::pb::HealthCheckRequest { service: service.to_owned() }).await?.into_inner();
         println!("   {service:<46} {:?}", answer.status());
     }
 
@@ -63,20 +62,36 @@ pub async fn run(mut config: IdicConfig) -> anyhow::Result<()> {
             family_name: "Lovelace".into(),
             birth_date: Some(ident::Date { year: 1990, month: 12, day: 10 }),
             identifiers: vec![
-                common::Identifier { kind: common::IdentifierKind::Email as i32, value: email, namespace: String::new() },
-                common::Identifier { kind: common::IdentifierKind::Phone as i32, value: "+44 20 7946 0958".into(), namespace: String::new() },
+                common::Identifier {
+                    kind: common::IdentifierKind::Email as i32,
+                    value: email,
+                    namespace: String::new(),
+                },
+                common::Identifier {
+                    kind: common::IdentifierKind::Phone as i32,
+                    value: "+44 20 7946 0958".into(),
+                    namespace: String::new(),
+                },
             ],
             preferred_channel: common::Channel::Email as i32,
             ..Default::default()
         }),
         request_id: request_id.clone(),
-        provenance: Some(ident::Provenance { source: "web-signup".into(), channel: common::Channel::Web as i32, observe_time: None }),
+        provenance: Some(ident::Provenance {
+            source: "web-signup".into(),
+            channel: common::Channel::Web as i32,
+            observe_time: None,
+        }),
     };
     let t = Instant::now();
     let created = identification.create_customer(create.clone()).await?.into_inner();
     println!("   created {} \"{}\" in {:.1} ms", created.name, created.display_name, ms(t));
     for id in &created.identifiers {
-        println!("     {:<28} {}", common::IdentifierKind::try_from(id.kind).map(|k| k.as_str_name()).unwrap_or("?"), id.value);
+        println!(
+            "     {:<28} {}",
+            common::IdentifierKind::try_from(id.kind).map(|k| k.as_str_name()).unwrap_or("?"),
+            id.value
+        );
     }
 
     println!("\n-- the same request retried (same request_id): answered once, not created twice:");
@@ -86,7 +101,8 @@ pub async fn run(mut config: IdicConfig) -> anyhow::Result<()> {
     println!("\n-- GetCustomer (cache-aside: Redis first, Postgres when Redis misses or is down):");
     for attempt in 1..=2 {
         let t = Instant::now();
-        let got = identification.get_customer(ident::GetCustomerRequest { name: created.name.clone() }).await?.into_inner();
+        let got =
+            identification.get_customer(ident::GetCustomerRequest { name: created.name.clone() }).await?.into_inner();
         println!("   #{attempt} {} \"{}\" etag {} in {:.2} ms", got.name, got.display_name, got.etag, ms(t));
     }
 
@@ -96,7 +112,11 @@ pub async fn run(mut config: IdicConfig) -> anyhow::Result<()> {
             customer: Some(ident::Customer {
                 kind: ident::CustomerKind::Person as i32,
                 given_name: "Bob".into(),
-                identifiers: vec![common::Identifier { kind: common::IdentifierKind::Email as i32, value: "bob@@example".into(), namespace: String::new() }],
+                identifiers: vec![common::Identifier {
+                    kind: common::IdentifierKind::Email as i32,
+                    value: "bob@@example".into(),
+                    namespace: String::new(),
+                }],
                 ..Default::default()
             }),
             ..Default::default()
@@ -109,7 +129,8 @@ pub async fn run(mut config: IdicConfig) -> anyhow::Result<()> {
     print_status(anonymous.get_customer(ident::GetCustomerRequest { name: created.name.clone() }).await.map(|_| ()));
 
     println!("\n-- an RPC whose feature has not landed yet:");
-    let mut ident_again = ident::identification_service_client::IdentificationServiceClient::with_interceptor(channel, with_token);
+    let mut ident_again =
+        ident::identification_service_client::IdentificationServiceClient::with_interceptor(channel, with_token);
     print_status(ident_again.next_questions(ident::NextQuestionsRequest::default()).await.map(|_| ()));
 
     shutdown.cancel();

@@ -53,7 +53,10 @@ enum Command {
 }
 
 fn settings_help() -> String {
-    format!("Settings (file keys, defaults and environment variables):\n\n{}", idic_platform::config::template::<IdicConfig>())
+    format!(
+        "Settings (file keys, defaults and environment variables):\n\n{}",
+        idic_platform::config::template::<IdicConfig>()
+    )
 }
 
 fn main() -> std::process::ExitCode {

@@ -183,7 +183,8 @@ impl NewCustomer {
     pub fn finish(mut self) -> Result<Self, CustomerError> {
         match self.kind {
             CustomerKind::Person => {
-                let has_name = !(self.given_name.is_empty() && self.family_name.is_empty() && self.display_name.is_empty());
+                let has_name =
+                    !(self.given_name.is_empty() && self.family_name.is_empty() && self.display_name.is_empty());
                 if !has_name && self.identifiers.is_empty() {
                     return Err(CustomerError {
                         field: "given_name",
@@ -207,7 +208,10 @@ impl NewCustomer {
                     });
                 }
                 if self.birth_date.is_some() {
-                    return Err(CustomerError { field: "birth_date", description: "an organization has no birth date" });
+                    return Err(CustomerError {
+                        field: "birth_date",
+                        description: "an organization has no birth date",
+                    });
                 }
                 if self.display_name.is_empty() {
                     self.display_name = self.organization_name.clone();

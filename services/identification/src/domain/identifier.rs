@@ -108,9 +108,9 @@ pub fn normalize(kind: IdentifierKind, raw: &str, namespace: &str) -> Result<Ide
         IdentifierKind::Email => (normalize_email(trimmed)?, String::new()),
         IdentifierKind::Phone => (normalize_phone(trimmed)?, String::new()),
         IdentifierKind::PostalAddress => (normalize_address(trimmed)?, String::new()),
-        IdentifierKind::LoyaltyCard
-        | IdentifierKind::AccountNumber
-        | IdentifierKind::NationalId => (normalize_code(trimmed)?, String::new()),
+        IdentifierKind::LoyaltyCard | IdentifierKind::AccountNumber | IdentifierKind::NationalId => {
+            (normalize_code(trimmed)?, String::new())
+        }
         IdentifierKind::DeviceId => (normalize_token(trimmed, 200)?, String::new()),
         IdentifierKind::ExternalId => {
             let ns = namespace.trim().to_lowercase();
@@ -125,11 +125,28 @@ pub fn normalize(kind: IdentifierKind, raw: &str, namespace: &str) -> Result<Ide
 
 /// Values people type when they do not want to give one.
 const JUNK_WORDS: &[&str] = &[
-    "null", "none", "nil", "n/a", "na", "unknown", "test", "testing", "xxx", "asdf", "noemail", "no email",
-    "nomail", "none@none", "undefined", "-", "?",
+    "null",
+    "none",
+    "nil",
+    "n/a",
+    "na",
+    "unknown",
+    "test",
+    "testing",
+    "xxx",
+    "asdf",
+    "noemail",
+    "no email",
+    "nomail",
+    "none@none",
+    "undefined",
+    "-",
+    "?",
 ];
-const JUNK_EMAIL_LOCAL: &[&str] = &["test", "none", "noemail", "nomail", "no-reply", "noreply", "null", "xxx", "asdf", "a", "abc"];
-const JUNK_EMAIL_DOMAINS: &[&str] = &["test.com", "test", "example.com", "example.org", "none.com", "nomail.com", "email.com", "xxx.com"];
+const JUNK_EMAIL_LOCAL: &[&str] =
+    &["test", "none", "noemail", "nomail", "no-reply", "noreply", "null", "xxx", "asdf", "a", "abc"];
+const JUNK_EMAIL_DOMAINS: &[&str] =
+    &["test.com", "test", "example.com", "example.org", "none.com", "nomail.com", "email.com", "xxx.com"];
 
 fn is_junk_word(value: &str) -> bool {
     let lower = value.to_lowercase();
@@ -156,9 +173,7 @@ fn normalize_email(value: &str) -> Result<String, IdentifierError> {
         return Err(IdentifierError::Junk);
     }
     let lower = value.to_lowercase();
-    let (local, domain) = lower
-        .rsplit_once('@')
-        .ok_or(IdentifierError::Malformed("an email address needs an @"))?;
+    let (local, domain) = lower.rsplit_once('@').ok_or(IdentifierError::Malformed("an email address needs an @"))?;
     if local.is_empty() || local.len() > 64 {
         return Err(IdentifierError::Malformed("the part before @ must be 1 to 64 characters"));
     }
@@ -171,7 +186,10 @@ fn normalize_email(value: &str) -> Result<String, IdentifierError> {
     let labels: Vec<&str> = domain.split('.').collect();
     let domain_ok = labels.len() >= 2
         && labels.iter().all(|l| {
-            !l.is_empty() && l.len() <= 63 && !l.starts_with('-') && !l.ends_with('-')
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
                 && l.chars().all(|c| c.is_alphanumeric() || c == '-')
         })
         && labels.last().is_some_and(|tld| tld.chars().count() >= 2 && !tld.chars().all(|c| c.is_ascii_digit()));
@@ -228,11 +246,8 @@ fn normalize_address(value: &str) -> Result<String, IdentifierError> {
 
 /// Card, account and national-id numbers: separators dropped, letters upper-cased.
 fn normalize_code(value: &str) -> Result<String, IdentifierError> {
-    let code: String = value
-        .chars()
-        .filter(|c| !c.is_whitespace() && !"-./".contains(*c))
-        .collect::<String>()
-        .to_uppercase();
+    let code: String =
+        value.chars().filter(|c| !c.is_whitespace() && !"-./".contains(*c)).collect::<String>().to_uppercase();
     if code.chars().count() > 64 {
         return Err(IdentifierError::TooLong(64));
     }
@@ -276,7 +291,16 @@ mod tests {
 
     #[test]
     fn malformed_emails_are_refused() {
-        for bad in ["ada", "ada@", "@example.com", "ada@example", "ada lovelace@example.com", "a..b@example.com", "ada@exa_mple.com", "ada@example.c"] {
+        for bad in [
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@example",
+            "ada lovelace@example.com",
+            "a..b@example.com",
+            "ada@exa_mple.com",
+            "ada@example.c",
+        ] {
             assert!(matches!(email(bad), Err(IdentifierError::Malformed(_))), "{bad}");
         }
     }
