@@ -90,3 +90,81 @@ where
     .when(|s: &Status| s.code() == Code::Unavailable)
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        collections::BTreeSet,
+        sync::{
+            Arc,
+            atomic::{AtomicU32, Ordering},
+        },
+    };
+
+    use super::*;
+    use crate::context::{CallContext, Caller};
+
+    fn call_context(deadline_in: Option<Duration>) -> CallContext {
+        CallContext {
+            caller: Arc::new(Caller { name: "crm".into(), scopes: BTreeSet::new() }),
+            token: Some("caller-token".into()),
+            request_id: "req-7".into(),
+            deadline: deadline_in.map(|d| tokio::time::Instant::now() + d),
+        }
+    }
+
+    fn header(request: &Request<()>, name: &str) -> Option<String> {
+        request.metadata().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+    }
+
+    #[tokio::test]
+    async fn calls_inside_an_rpc_carry_the_callers_token_request_id_and_remaining_deadline() {
+        let mut propagate = Propagate::new(Duration::from_secs(2), "service-token");
+        let request =
+            context::scope(call_context(Some(Duration::from_millis(300))), async { propagate.call(Request::new(())) })
+                .await
+                .expect("intercepted");
+        assert_eq!(header(&request, "authorization").as_deref(), Some("Bearer caller-token"));
+        assert_eq!(header(&request, REQUEST_ID_HEADER).as_deref(), Some("req-7"));
+        let timeout = header(&request, "grpc-timeout").expect("deadline set");
+        let micros: u64 = timeout.trim_end_matches('u').parse().expect("microseconds");
+        assert!(micros <= 300_000 && micros > 200_000, "remaining deadline, got {timeout}");
+    }
+
+    #[tokio::test]
+    async fn background_calls_use_the_service_token_and_the_default_deadline() {
+        let mut propagate = Propagate::new(Duration::from_secs(2), "service-token");
+        let request = propagate.call(Request::new(())).expect("intercepted");
+        assert_eq!(header(&request, "authorization").as_deref(), Some("Bearer service-token"));
+        assert!(header(&request, "grpc-timeout").is_some());
+    }
+
+    #[tokio::test]
+    async fn a_passed_deadline_fails_before_calling() {
+        let mut propagate = Propagate::new(Duration::from_secs(2), "service-token");
+        let result =
+            context::scope(call_context(Some(Duration::ZERO)), async { propagate.call(Request::new(())) }).await;
+        assert_eq!(result.expect_err("deadline passed").code(), Code::DeadlineExceeded);
+    }
+
+    #[tokio::test]
+    async fn idempotent_calls_retry_only_unavailable_and_only_so_often() {
+        let attempts = AtomicU32::new(0);
+        let result: Result<(), Status> = retry_idempotent(3, || async {
+            attempts.fetch_add(1, Ordering::SeqCst);
+            Err(Status::unavailable("down"))
+        })
+        .await;
+        assert_eq!(result.expect_err("still down").code(), Code::Unavailable);
+        assert_eq!(attempts.load(Ordering::SeqCst), 3);
+
+        let attempts = AtomicU32::new(0);
+        let result: Result<(), Status> = retry_idempotent(3, || async {
+            attempts.fetch_add(1, Ordering::SeqCst);
+            Err(Status::invalid_argument("bad"))
+        })
+        .await;
+        assert_eq!(result.expect_err("not retried").code(), Code::InvalidArgument);
+        assert_eq!(attempts.load(Ordering::SeqCst), 1);
+    }
+}
