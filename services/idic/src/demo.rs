@@ -15,7 +15,13 @@ pub async fn run(mut config: IdicConfig) -> anyhow::Result<()> {
     // The demo authenticates with a key of its own, made up for this run.
     let token = Alphanumeric.sample_string(&mut rand::rng(), 32);
     config.auth.api_keys.push(ApiKey { caller: "demo".into(), token: token.clone(), scopes: vec!["admin".into()] });
+    // The demo works in a database of its own, `idic_demo` on the configured server,
+    // made afresh on every run; the configured database is never touched.
+    config.database.url = demo_database_url(&config.database.url);
     config.database.create_if_missing = true;
+    idic_platform::db::drop_database(&config.database.url).await?;
+    config.redis.key_prefix = "idic-demo:".into();
+    let _ = idic_platform::redis::Redis::new(&config.redis)?.delete_prefix().await;
 
     println!("== IDIC demo: monolithic mode, Postgres {}, Redis {}", redact(&config.database.url), config.redis.url);
     let started = Instant::now();
@@ -53,8 +59,7 @@ pub async fn run(mut config: IdicConfig) -> anyhow::Result<()> {
 
     println!("\n-- CreateCustomer (a person seen at the web shop):");
     let request_id = uuid::Uuid::new_v4().to_string();
-    // A fresh address per run: an email belongs to one customer only.
-    let email = format!("  Ada.Lovelace+{}@Analytical-Engine.CO.UK ", &request_id[..8]);
+    let email = "  Ada.Lovelace@Analytical-Engine.CO.UK ".to_owned();
     let create = ident::CreateCustomerRequest {
         customer: Some(ident::Customer {
             kind: ident::CustomerKind::Person as i32,
@@ -158,6 +163,16 @@ fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1000.0
 }
 
+/// The configured server's URL with the database `idic_demo`.
+fn demo_database_url(url: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, ""), |(b, q)| (b, q));
+    let server = match base.rfind('/') {
+        Some(slash) if slash > base.find("://").map_or(0, |s| s + 2) => &base[..slash],
+        _ => base,
+    };
+    if query.is_empty() { format!("{server}/idic_demo") } else { format!("{server}/idic_demo?{query}") }
+}
+
 /// The URL without its password.
 fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -167,5 +182,22 @@ fn redact(url: &str) -> String {
             format!("{}{user}@{}", &url[..scheme + 3], &url[at + 1..])
         }
         _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_uses_its_own_database_on_the_configured_server() {
+        assert_eq!(demo_database_url("postgres://u:p@db:5432/idic"), "postgres://u:p@db:5432/idic_demo");
+        assert_eq!(demo_database_url("postgres://db/prod?sslmode=require"), "postgres://db/idic_demo?sslmode=require");
+        assert_eq!(demo_database_url("postgres://db"), "postgres://db/idic_demo");
+    }
+
+    #[test]
+    fn passwords_are_not_printed() {
+        assert_eq!(redact("postgres://user:secret@db/idic"), "postgres://user@db/idic");
     }
 }
