@@ -1,14 +1,17 @@
 //! The gRPC edge of identification: validates requests, converts proto ⇄ domain,
 //! applies masking, and maps errors to `tonic::Status`. No SQL here.
 
+pub mod convert;
+
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{Datelike as _, Utc};
 use idic_platform::{
     ApiError, ApiResult, FieldViolation,
     context::Caller,
     idempotency,
     jobs::{Jobs, timestamp},
+    paging,
     shared_rpcs::PlatformTables,
     validate::{self, Violations},
 };
@@ -19,11 +22,12 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     cache::CustomerCache,
+    domain::consent::{self, Channel, ConsentRecord, Decision},
     domain::{
         BirthDate, Customer, CustomerId, CustomerKind, CustomerRole, CustomerState, IdentifierKind, NewCustomer,
         identifier, masking,
     },
-    store::{Created, Store},
+    store::{Created, NewConsent, Store, consent_record_name},
 };
 
 /// Most identifiers one request may attach to a customer.
@@ -102,7 +106,230 @@ impl IdentificationService for IdentificationApi {
         Ok(Response::new(customer_to_proto(&customer, caller.has_scope("pii.read"))))
     }
 
+    async fn record_consent(
+        &self,
+        request: Request<pb::RecordConsentRequest>,
+    ) -> Result<Response<pb::ConsentRecord>, Status> {
+        let caller = caller(&request);
+        let encoded = request.get_ref().encode_to_vec();
+        let pb::RecordConsentRequest {
+            parent,
+            purpose,
+            channel,
+            status,
+            purpose_statement,
+            statement_version,
+            provenance,
+            evidence_reference,
+            expire_time,
+            request_id,
+        } = request.into_inner();
+        let now = Utc::now();
+        let mut v = Violations::new();
+        let customer = v.check("", validate::resource_id(&parent, "customers", "parent")).map(CustomerId);
+        let purpose = convert::purpose_from_proto(purpose);
+        if purpose.is_none() {
+            v.add("purpose", "is required and must be a known ConsentPurpose");
+        }
+        let channel = v.check("", convert::channel_from_proto(channel, "channel")).flatten();
+        let decision = match pb::ConsentStatus::try_from(status) {
+            Ok(pb::ConsentStatus::Granted) => Some(Decision::Granted),
+            Ok(pb::ConsentStatus::Withdrawn) => Some(Decision::Withdrawn),
+            _ => {
+                v.add("status", "is required: CONSENT_STATUS_GRANTED or CONSENT_STATUS_WITHDRAWN");
+                None
+            }
+        };
+        if decision == Some(Decision::Granted) && purpose_statement.trim().is_empty() {
+            v.add("purpose_statement", "is required for a grant: the statement the customer was shown");
+        }
+        v.check("", validate::max_chars(&purpose_statement, 2000, "purpose_statement"));
+        v.check("", validate::max_chars(&statement_version, 64, "statement_version"));
+        v.check("", validate::max_chars(&evidence_reference, 200, "evidence_reference"));
+        let expire_time = expire_time.and_then(|t| {
+            let t = from_timestamp(&t);
+            if t.is_none_or(|t| t <= now) {
+                v.add("expire_time", "must be a valid time in the future");
+            }
+            t
+        });
+        let (source, captured_channel, observe_time) =
+            v.check("provenance", provenance_from_proto(provenance, &caller.name, now)).unwrap_or_default();
+        let request_id = v.check("", validate::request_id(&request_id, "request_id")).flatten();
+        v.finish()?;
+        let (Some(customer), Some(purpose), Some(decision)) = (customer, purpose, decision) else {
+            return Err(ApiError::invalid("", "invalid request").into());
+        };
+        let customer = self.store.active_customer(customer).await?;
+        let consent = NewConsent {
+            purpose,
+            channel,
+            decision,
+            purpose_statement,
+            statement_version,
+            source,
+            captured_channel,
+            evidence_reference,
+            observe_time,
+            expire_time: if decision == Decision::Granted { expire_time } else { None },
+        };
+        let hash = idempotency::request_hash(&encoded);
+        let record = self
+            .store
+            .record_consent(customer, &consent, &caller.name, "", request_id.map(|id| (id, hash.as_slice())))
+            .await?;
+        Ok(Response::new(consent_record_to_proto(customer, &record, caller.has_scope("pii.read"))))
+    }
+
+    async fn get_consents(
+        &self,
+        request: Request<pb::GetConsentsRequest>,
+    ) -> Result<Response<pb::GetConsentsResponse>, Status> {
+        let pb::GetConsentsRequest { parent, purpose, channel } = request.into_inner();
+        let mut v = Violations::new();
+        let customer = v.check("", validate::resource_id(&parent, "customers", "parent")).map(CustomerId);
+        let purpose_filter = match purpose {
+            0 => None,
+            p => {
+                let parsed = convert::purpose_from_proto(p);
+                if parsed.is_none() {
+                    v.add("purpose", "is not a known ConsentPurpose");
+                }
+                parsed
+            }
+        };
+        let channel = v.check("", convert::channel_from_proto(channel, "channel")).flatten();
+        v.finish()?;
+        let customer =
+            self.store.active_customer(customer.ok_or_else(|| ApiError::invalid("parent", "invalid"))?).await?;
+        let records = self.store.consent_records(customer).await?;
+        let recorded: Vec<_> = records.iter().map(|r| r.recorded.clone()).collect();
+        let consents = consent::effective_all(&recorded, purpose_filter, channel, Utc::now())
+            .iter()
+            .map(|e| pb::Consent {
+                purpose: convert::purpose_to_proto(e.purpose) as i32,
+                channel: convert::channel_to_proto(e.channel) as i32,
+                status: convert::status_to_proto(e) as i32,
+                allowed: e.allowed,
+                basis: convert::basis_to_proto(e.basis) as i32,
+                record: e.record.map(|r| consent_record_name(customer, r.id)).unwrap_or_default(),
+                observe_time: e.record.map(|r| timestamp(r.observe_time)),
+                expire_time: e.record.and_then(|r| r.expire_time).map(timestamp),
+            })
+            .collect();
+        Ok(Response::new(pb::GetConsentsResponse { customer: customer.resource_name(), consents }))
+    }
+
+    async fn list_consent_history(
+        &self,
+        request: Request<pb::ListConsentHistoryRequest>,
+    ) -> Result<Response<pb::ListConsentHistoryResponse>, Status> {
+        let caller = caller(&request);
+        let pb::ListConsentHistoryRequest { parent, page_size, page_token, purpose, channel, period } =
+            request.into_inner();
+        let mut v = Violations::new();
+        let customer = v.check("", validate::resource_id(&parent, "customers", "parent")).map(CustomerId);
+        let size = v.check("", paging::page_size(page_size, "page_size"));
+        let purpose = match purpose {
+            0 => None,
+            p => {
+                let parsed = convert::purpose_from_proto(p);
+                if parsed.is_none() {
+                    v.add("purpose", "is not a known ConsentPurpose");
+                }
+                parsed
+            }
+        };
+        let channel = v.check("", convert::channel_from_proto(channel, "channel")).flatten();
+        let (start, end) = period.map_or((None, None), |p| {
+            (p.start_time.as_ref().and_then(from_timestamp), p.end_time.as_ref().and_then(from_timestamp))
+        });
+        let filter = format!("{parent}|{purpose:?}|{channel:?}|{start:?}|{end:?}");
+        let cursor = v.check("", paging::decode_page_token(&page_token, &filter, "page_token")).flatten();
+        v.finish()?;
+        let (Some(customer), Some(size)) = (customer, size) else {
+            return Err(ApiError::invalid("", "invalid request").into());
+        };
+        let customer = self.store.active_customer(customer).await?;
+        let mut records =
+            self.store.consent_history(customer, purpose, channel, (start, end), cursor, i64::from(size) + 1).await?;
+        let next_page_token = if records.len() > size as usize {
+            records.truncate(size as usize);
+            records
+                .last()
+                .map(|r| paging::next_page_token(&(r.recorded.observe_time, r.recorded.id), &filter))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let pii = caller.has_scope("pii.read");
+        Ok(Response::new(pb::ListConsentHistoryResponse {
+            records: records.iter().map(|r| consent_record_to_proto(customer, r, pii)).collect(),
+            next_page_token,
+        }))
+    }
+
     idic_platform::shared_rpcs!();
+}
+
+/// Source, capture channel and observation time from a provenance (defaults: the
+/// caller's name, no channel, now). The observation may not lie in the future by more
+/// than five minutes (clock skew) nor before 1900.
+fn provenance_from_proto(
+    provenance: Option<pb::Provenance>,
+    caller: &str,
+    now: chrono::DateTime<Utc>,
+) -> ApiResult<(String, Option<Channel>, chrono::DateTime<Utc>)> {
+    let Some(pb::Provenance { source, channel, observe_time }) = provenance else {
+        return Ok((caller.to_owned(), None, now));
+    };
+    let mut v = Violations::new();
+    let source = if source.is_empty() { caller.to_owned() } else { source };
+    if source.chars().count() > 100 || !source.chars().all(|c| c.is_ascii_alphanumeric() || "._:/-".contains(c)) {
+        v.add("source", "must be 1 to 100 letters, digits or ._:/-");
+    }
+    let channel = v.check("", convert::channel_from_proto(channel, "channel")).flatten();
+    let observed = match observe_time {
+        None => now,
+        Some(t) => match from_timestamp(&t) {
+            Some(t) if t <= now + chrono::Duration::minutes(5) && t.year() >= 1900 => t,
+            _ => {
+                v.add("observe_time", "must be a valid time after 1900 and not in the future");
+                now
+            }
+        },
+    };
+    v.finish()?;
+    Ok((source, channel, observed))
+}
+
+fn from_timestamp(t: &prost_types::Timestamp) -> Option<chrono::DateTime<Utc>> {
+    u32::try_from(t.nanos).ok().and_then(|nanos| chrono::DateTime::<Utc>::from_timestamp(t.seconds, nanos))
+}
+
+fn consent_record_to_proto(customer: CustomerId, record: &ConsentRecord, pii: bool) -> pb::ConsentRecord {
+    let r = &record.recorded;
+    pb::ConsentRecord {
+        name: consent_record_name(customer, r.id),
+        purpose: convert::purpose_to_proto(r.purpose) as i32,
+        channel: convert::channel_to_proto(r.channel) as i32,
+        status: convert::decision_to_proto(r.decision) as i32,
+        purpose_statement: record.purpose_statement.clone(),
+        statement_version: record.statement_version.clone(),
+        provenance: Some(pb::Provenance {
+            source: record.source.clone(),
+            channel: convert::channel_to_proto(record.captured_channel) as i32,
+            observe_time: Some(timestamp(r.observe_time)),
+        }),
+        evidence_reference: if pii || record.evidence_reference.is_empty() {
+            record.evidence_reference.clone()
+        } else {
+            "***".to_owned()
+        },
+        expire_time: r.expire_time.map(timestamp),
+        record_time: Some(timestamp(record.record_time)),
+        recorded_by: record.recorded_by.clone(),
+    }
 }
 
 /// A proto customer as a validated, normalised new customer. Output-only fields are

@@ -1,19 +1,20 @@
 //! Identification service: step 1 of one-to-one marketing. Keeps one clean, consented
 //! record per customer across every channel: customers, normalised identifiers,
-//! profile facts, and (as their issues land) resolution, merges, consent and erasure.
+//! the consent ledger, and (as they land) profile facts, resolution, merges and erasure.
 //!
 //! Layers: [`api`] (gRPC edge), [`domain`] (pure rules), [`store`] (its SQL, schema
-//! `identification`), [`cache`] (its Redis keys).
+//! `identification`), [`cache`] (its Redis keys), [`events`] (what it publishes).
 
 pub mod api;
 pub mod cache;
 pub mod domain;
+pub mod events;
 pub mod store;
 
 use std::time::Duration;
 
 use confique::Config;
-use idic_platform::{db, jobs::Jobs, runtime::ServiceContext};
+use idic_platform::{db, events::OutboxRelay, jobs::Jobs, runtime::ServiceContext};
 use idic_proto::identification::v1::identification_service_server::IdentificationServiceServer;
 
 /// The Postgres schema this service owns.
@@ -43,6 +44,9 @@ impl Identification {
         let pool = db::connect(&ctx.database, SCHEMA).await?;
         let store = store::Store::new(pool.clone());
         let cache = cache::CustomerCache::new(ctx.redis.clone(), Duration::from_secs(config.cache_ttl_secs));
+        // Events written to the outbox reach their Redis streams through this relay.
+        let relay = OutboxRelay::new(pool.clone(), ctx.redis.clone(), "identification");
+        tokio::spawn(relay.run(ctx.shutdown.clone()));
         let api = api::IdentificationApi::new(store, cache, Jobs::new(pool));
         Ok(Self { server: IdentificationServiceServer::new(api) })
     }

@@ -1,12 +1,18 @@
-//! SQL of the identification schema: customers and their identifiers.
+//! SQL of the identification schema: customers, their identifiers, and the consent ledger.
 
 use chrono::{DateTime, Utc};
-use idic_platform::{ApiError, ApiResult, FieldViolation, idempotency};
+use idic_platform::{
+    ApiError, ApiResult, FieldViolation,
+    audit::{self, AuditRecord},
+    idempotency,
+};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::domain::{
-    BirthDate, Customer, CustomerId, CustomerKind, CustomerRole, CustomerState, Identifier, IdentifierKind, NewCustomer,
+    BirthDate, Customer, CustomerId, CustomerKind, CustomerRole, CustomerState, Identifier, IdentifierKind,
+    NewCustomer,
+    consent::{self, Channel, ConsentRecord, Decision, Purpose, Recorded},
 };
 
 /// Access to the identification schema.
@@ -244,4 +250,237 @@ fn unique_violation_as_conflict(e: sqlx::Error, what: &str) -> ApiError {
         sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => ApiError::AlreadyExists(what.to_owned()),
         _ => e.into(),
     }
+}
+
+/// A consent decision to append to the ledger, validated.
+#[derive(Debug, Clone)]
+pub struct NewConsent {
+    /// Purpose.
+    pub purpose: Purpose,
+    /// Channel covered; `None` = every channel.
+    pub channel: Option<Channel>,
+    /// The decision.
+    pub decision: Decision,
+    /// Statement shown.
+    pub purpose_statement: String,
+    /// Statement version.
+    pub statement_version: String,
+    /// Source system.
+    pub source: String,
+    /// Channel the decision was captured through.
+    pub captured_channel: Option<Channel>,
+    /// Proof.
+    pub evidence_reference: String,
+    /// When the customer decided.
+    pub observe_time: DateTime<Utc>,
+    /// When a grant lapses.
+    pub expire_time: Option<DateTime<Utc>>,
+}
+
+#[derive(sqlx::FromRow)]
+struct ConsentRow {
+    id: i64,
+    purpose: String,
+    channel: String,
+    status: String,
+    purpose_statement: String,
+    statement_version: String,
+    source: String,
+    captured_channel: String,
+    evidence_reference: String,
+    observe_time: DateTime<Utc>,
+    expire_time: Option<DateTime<Utc>>,
+    record_time: DateTime<Utc>,
+    recorded_by: String,
+}
+
+impl ConsentRow {
+    fn into_domain(self) -> Option<ConsentRecord> {
+        Some(ConsentRecord {
+            recorded: Recorded {
+                id: self.id,
+                purpose: Purpose::parse(&self.purpose)?,
+                channel: Channel::parse(&self.channel),
+                decision: if self.status == "granted" { Decision::Granted } else { Decision::Withdrawn },
+                observe_time: self.observe_time,
+                expire_time: self.expire_time,
+            },
+            purpose_statement: self.purpose_statement,
+            statement_version: self.statement_version,
+            source: self.source,
+            captured_channel: Channel::parse(&self.captured_channel),
+            evidence_reference: self.evidence_reference,
+            record_time: self.record_time,
+            recorded_by: self.recorded_by,
+        })
+    }
+}
+
+const CONSENT_COLUMNS: &str = "id, purpose, channel, status, purpose_statement, statement_version, source, \
+     captured_channel, evidence_reference, observe_time, expire_time, record_time, recorded_by";
+
+/// Resource name of a consent record.
+pub fn consent_record_name(customer: CustomerId, id: i64) -> String {
+    format!("{}/consentRecords/{id}", customer.resource_name())
+}
+
+impl Store {
+    /// The active customer `id` designates: itself, or the survivor it was merged into.
+    /// NOT_FOUND when unknown; FAILED_PRECONDITION when erased.
+    pub async fn active_customer(&self, id: CustomerId) -> ApiResult<CustomerId> {
+        let mut current = id;
+        // Merge chains are short; the bound guards against a corrupted cycle.
+        for _ in 0..32 {
+            let row: Option<(String, Option<Uuid>)> =
+                sqlx::query_as("SELECT state, merged_into FROM customers WHERE id = $1")
+                    .bind(current.0)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            match row {
+                None => return Err(ApiError::NotFound(current.resource_name())),
+                Some((state, _)) if state == "erased" => {
+                    return Err(ApiError::FailedPrecondition(format!("{} was erased", current.resource_name())));
+                }
+                Some((state, Some(survivor))) if state == "merged" => current = CustomerId(survivor),
+                Some(_) => return Ok(current),
+            }
+        }
+        Err(ApiError::Internal(anyhow::anyhow!("merge chain of {} too long", id.resource_name())))
+    }
+
+    /// Appends a consent record with its audit entry and `consent.changed` event, in one
+    /// transaction. A retried request (same `request_id`) returns the first record.
+    pub async fn record_consent(
+        &self,
+        customer: CustomerId,
+        consent: &NewConsent,
+        caller: &str,
+        reason: &str,
+        idempotency: Option<(&str, &[u8])>,
+    ) -> ApiResult<ConsentRecord> {
+        let mut tx = self.pool.begin().await?;
+        if let Some((request_id, hash)) = idempotency
+            && let idempotency::Claim::Replay(bytes) =
+                idempotency::claim(&mut tx, "RecordConsent", request_id, hash).await?
+        {
+            let id = i64::from_be_bytes(bytes.try_into().map_err(|_| anyhow::anyhow!("stored response"))?);
+            drop(tx);
+            return self.consent_record(id).await;
+        }
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO consent_records (customer_id, purpose, channel, status, purpose_statement, statement_version, \
+             source, captured_channel, evidence_reference, observe_time, expire_time, recorded_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+        )
+        .bind(customer.0)
+        .bind(consent.purpose.as_str())
+        .bind(consent.channel.map_or("", Channel::as_str))
+        .bind(match consent.decision {
+            Decision::Granted => "granted",
+            Decision::Withdrawn => "withdrawn",
+        })
+        .bind(&consent.purpose_statement)
+        .bind(&consent.statement_version)
+        .bind(&consent.source)
+        .bind(consent.captured_channel.map_or("", Channel::as_str))
+        .bind(&consent.evidence_reference)
+        .bind(consent.observe_time)
+        .bind(consent.expire_time)
+        .bind(caller)
+        .fetch_one(&mut *tx)
+        .await?;
+        let records = consent_records_of(&mut tx, customer, Some(consent.purpose)).await?;
+        let recorded: Vec<Recorded> = records.iter().map(|r| r.recorded.clone()).collect();
+        let after = consent::effective(&recorded, consent.purpose, consent.channel, Utc::now());
+        let name = consent_record_name(customer, id);
+        let payload = crate::events::consent_changed(customer, &after, &name, consent.observe_time);
+        idic_platform::events::enqueue(&mut tx, crate::events::CONSENT_CHANGED, &payload).await?;
+        audit::record(
+            &mut tx,
+            AuditRecord {
+                caller,
+                action: "RecordConsent",
+                resource: &customer.resource_name(),
+                reason,
+                detail: serde_json::json!({
+                    "record": name,
+                    "purpose": consent.purpose.as_str(),
+                    "channel": consent.channel.map_or("all", Channel::as_str),
+                    "status": if consent.decision == Decision::Granted { "granted" } else { "withdrawn" },
+                    "allowed_after": after.allowed,
+                }),
+            },
+        )
+        .await?;
+        if let Some((request_id, _)) = idempotency {
+            idempotency::complete(&mut tx, "RecordConsent", request_id, &id.to_be_bytes()).await?;
+        }
+        tx.commit().await?;
+        records
+            .into_iter()
+            .find(|r| r.recorded.id == id)
+            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("consent record {id} vanished")))
+    }
+
+    async fn consent_record(&self, id: i64) -> ApiResult<ConsentRecord> {
+        let row: ConsentRow =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {CONSENT_COLUMNS} FROM consent_records WHERE id = $1")))
+                .bind(id)
+                .fetch_one(&self.pool)
+                .await?;
+        row.into_domain().ok_or_else(|| ApiError::Internal(anyhow::anyhow!("unreadable consent record {id}")))
+    }
+
+    /// Every consent record of a customer (a customer has few: one per decision).
+    pub async fn consent_records(&self, customer: CustomerId) -> ApiResult<Vec<ConsentRecord>> {
+        let mut conn = self.pool.acquire().await?;
+        consent_records_of(&mut conn, customer, None).await
+    }
+
+    /// One page of a customer's ledger, newest observed first, after `cursor`.
+    pub async fn consent_history(
+        &self,
+        customer: CustomerId,
+        purpose: Option<Purpose>,
+        channel: Option<Channel>,
+        period: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+        cursor: Option<(DateTime<Utc>, i64)>,
+        limit: i64,
+    ) -> ApiResult<Vec<ConsentRecord>> {
+        let (after_time, after_id) = cursor.map_or((None, None), |(t, i)| (Some(t), Some(i)));
+        let rows: Vec<ConsentRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {CONSENT_COLUMNS} FROM consent_records \
+             WHERE customer_id = $1 AND ($2 = '' OR purpose = $2) AND ($3 = '' OR channel IN ($3, '')) \
+               AND ($4::timestamptz IS NULL OR observe_time >= $4) AND ($5::timestamptz IS NULL OR observe_time < $5) \
+               AND ($6::timestamptz IS NULL OR (observe_time, id) < ($6, $7)) \
+             ORDER BY observe_time DESC, id DESC LIMIT $8"
+        )))
+        .bind(customer.0)
+        .bind(purpose.map_or("", Purpose::as_str))
+        .bind(channel.map_or("", Channel::as_str))
+        .bind(period.0)
+        .bind(period.1)
+        .bind(after_time)
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().filter_map(ConsentRow::into_domain).collect())
+    }
+}
+
+async fn consent_records_of(
+    conn: &mut sqlx::PgConnection,
+    customer: CustomerId,
+    purpose: Option<Purpose>,
+) -> ApiResult<Vec<ConsentRecord>> {
+    let rows: Vec<ConsentRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {CONSENT_COLUMNS} FROM consent_records WHERE customer_id = $1 AND ($2 = '' OR purpose = $2) \
+         ORDER BY observe_time DESC, id DESC"
+    )))
+    .bind(customer.0)
+    .bind(purpose.map_or("", Purpose::as_str))
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows.into_iter().filter_map(ConsentRow::into_domain).collect())
 }

@@ -1,6 +1,7 @@
 //! The ideas of identification as plain Rust, free of I/O, gRPC and SQL: customers,
 //! identifiers and their normalisation, and the masking of personal data.
 
+pub mod consent;
 pub mod customer;
 pub mod identifier;
 pub mod masking;
