@@ -32,6 +32,8 @@ use crate::{
 
 /// Most identifiers one request may attach to a customer.
 const MAX_IDENTIFIERS: usize = 50;
+/// Most identifiers one lookup may try.
+const MAX_LOOKUP_IDENTIFIERS: usize = 20;
 
 /// The identification gRPC service.
 #[derive(Debug, Clone)]
@@ -104,6 +106,43 @@ impl IdentificationService for IdentificationApi {
         let id = CustomerId(validate::resource_id(&name, "customers", "name")?);
         let customer = self.load_customer(id).await?;
         Ok(Response::new(customer_to_proto(&customer, caller.has_scope("pii.read"))))
+    }
+
+    async fn lookup_customer(
+        &self,
+        request: Request<pb::LookupCustomerRequest>,
+    ) -> Result<Response<pb::LookupCustomerResponse>, Status> {
+        let caller = caller(&request);
+        let pb::LookupCustomerRequest { identifiers } = request.into_inner();
+        let mut v = Violations::new();
+        if identifiers.is_empty() || identifiers.len() > MAX_LOOKUP_IDENTIFIERS {
+            v.add("identifiers", format!("give 1 to {MAX_LOOKUP_IDENTIFIERS} identifiers"));
+        }
+        let mut normalized = Vec::with_capacity(identifiers.len());
+        for (i, id) in identifiers.iter().enumerate() {
+            if let Some(n) = v.check(&format!("identifiers[{i}]"), identifier_from_proto(id)) {
+                normalized.push(n);
+            }
+        }
+        v.finish()?;
+        for identifier in &normalized {
+            let store = self.store.clone();
+            let holder = self.cache.holder(identifier, || async move { store.holder(identifier).await }).await?;
+            let Some(holder) = holder else { continue };
+            let active = match self.store.active_customer(holder).await {
+                Ok(id) => id,
+                // An erased holder no longer identifies anyone.
+                Err(ApiError::FailedPrecondition(_)) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let customer = self.load_customer(active).await?;
+            let pii = caller.has_scope("pii.read");
+            return Ok(Response::new(pb::LookupCustomerResponse {
+                customer: Some(customer_to_proto(&customer, pii)),
+                matched_identifier: Some(identifier_to_proto(identifier, pii)),
+            }));
+        }
+        Err(ApiError::NotFound("customers/- (no active customer holds these identifiers)".into()).into())
     }
 
     async fn record_consent(
@@ -418,17 +457,10 @@ fn new_customer_from_proto(customer: pb::Customer) -> ApiResult<NewCustomer> {
     }
     let mut normalized: Vec<identifier::Identifier> = Vec::with_capacity(identifiers.len());
     for (i, id) in identifiers.iter().enumerate() {
-        let Some(kind) = identifier_kind_from_proto(id.kind) else {
-            v.add(format!("identifiers[{i}].kind"), "is required and must be a known IdentifierKind");
-            continue;
-        };
-        match identifier::normalize(kind, &id.value, &id.namespace) {
-            Ok(n) if !normalized.contains(&n) => normalized.push(n),
-            Ok(_) => {}
-            Err(identifier::IdentifierError::MissingNamespace) => {
-                v.add(format!("identifiers[{i}].namespace"), identifier::IdentifierError::MissingNamespace.to_string())
-            }
-            Err(e) => v.add(format!("identifiers[{i}].value"), e.to_string()),
+        if let Some(n) = v.check(&format!("identifiers[{i}]"), identifier_from_proto(id))
+            && !normalized.contains(&n)
+        {
+            normalized.push(n);
         }
     }
     let parent = if parent_customer.is_empty() {
@@ -463,6 +495,26 @@ fn new_customer_from_proto(customer: pb::Customer) -> ApiResult<NewCustomer> {
         preferred_channel,
     };
     new_customer.finish().map_err(|e| ApiError::InvalidArgument(vec![FieldViolation::new(e.field, e.description)]))
+}
+
+/// A proto identifier, normalised; violations name `kind`, `namespace` or `value`.
+fn identifier_from_proto(id: &common::Identifier) -> ApiResult<identifier::Identifier> {
+    let Some(kind) = identifier_kind_from_proto(id.kind) else {
+        return Err(ApiError::invalid("kind", "is required and must be a known IdentifierKind"));
+    };
+    identifier::normalize(kind, &id.value, &id.namespace).map_err(|e| match e {
+        identifier::IdentifierError::MissingNamespace => ApiError::invalid("namespace", e.to_string()),
+        e => ApiError::invalid("value", e.to_string()),
+    })
+}
+
+/// A normalised identifier as the API shows it; masked unless `pii`.
+fn identifier_to_proto(i: &identifier::Identifier, pii: bool) -> common::Identifier {
+    common::Identifier {
+        kind: identifier_kind_to_proto(i.kind) as i32,
+        value: if pii { i.value.clone() } else { masking::mask_identifier(i.kind, &i.value) },
+        namespace: i.namespace.clone(),
+    }
 }
 
 fn identifier_kind_from_proto(kind: i32) -> Option<IdentifierKind> {
@@ -521,15 +573,7 @@ fn customer_to_proto(customer: &Customer, pii: bool) -> pb::Customer {
             month: if pii { i32::from(b.month) } else { 0 },
             day: if pii { i32::from(b.day) } else { 0 },
         }),
-        identifiers: data
-            .identifiers
-            .iter()
-            .map(|i| common::Identifier {
-                kind: identifier_kind_to_proto(i.kind) as i32,
-                value: if pii { i.value.clone() } else { masking::mask_identifier(i.kind, &i.value) },
-                namespace: i.namespace.clone(),
-            })
-            .collect(),
+        identifiers: data.identifiers.iter().map(|i| identifier_to_proto(i, pii)).collect(),
         parent_customer: data.parent.map(|p| p.resource_name()).unwrap_or_default(),
         job_title: name(&data.job_title),
         preferred_language: data.preferred_language.clone(),

@@ -182,6 +182,23 @@ impl Store {
         Ok(())
     }
 
+    /// The customer holding a unique identifier (postal addresses are never unique).
+    pub async fn holder(&self, identifier: &Identifier) -> ApiResult<Option<CustomerId>> {
+        if identifier.kind == IdentifierKind::PostalAddress {
+            return Ok(None);
+        }
+        let holder: Option<Uuid> = sqlx::query_scalar(
+            "SELECT customer_id FROM identifiers WHERE kind = $1 AND namespace = $2 AND value = $3 \
+             AND kind <> 'postal_address'",
+        )
+        .bind(identifier.kind.as_str())
+        .bind(&identifier.namespace)
+        .bind(&identifier.value)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(holder.map(CustomerId))
+    }
+
     /// The customer with `id`, with its identifiers.
     pub async fn get_customer(&self, id: CustomerId) -> ApiResult<Option<Customer>> {
         let row: Option<CustomerRow> = sqlx::query_as(
