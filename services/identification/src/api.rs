@@ -23,15 +23,18 @@ use tonic::{Request, Response, Status};
 use crate::{
     cache::CustomerCache,
     domain::consent::{self, Channel, ConsentRecord, Decision},
+    domain::facts::{self, Fact, FactKey, FactValue},
     domain::{
         BirthDate, Customer, CustomerId, CustomerKind, CustomerRole, CustomerState, IdentifierKind, NewCustomer,
         identifier, masking,
     },
-    store::{Created, NewConsent, Store, consent_record_name},
+    store::{Created, FactProvenance, NewConsent, Store, consent_record_name, fact_name},
 };
 
 /// Most identifiers one request may attach to a customer.
 const MAX_IDENTIFIERS: usize = 50;
+/// Most facts one request may record.
+const MAX_FACTS: usize = 100;
 /// Most identifiers one lookup may try.
 const MAX_LOOKUP_IDENTIFIERS: usize = 20;
 
@@ -41,12 +44,14 @@ pub struct IdentificationApi {
     store: Store,
     cache: CustomerCache,
     jobs: Jobs,
+    untrusted_source_prefixes: Arc<[String]>,
 }
 
 impl IdentificationApi {
-    /// The service over its store, cache and jobs.
-    pub fn new(store: Store, cache: CustomerCache, jobs: Jobs) -> Self {
-        Self { store, cache, jobs }
+    /// The service over its store, cache and jobs; facts from sources starting with one
+    /// of `untrusted_source_prefixes` are untrusted.
+    pub fn new(store: Store, cache: CustomerCache, jobs: Jobs, untrusted_source_prefixes: Vec<String>) -> Self {
+        Self { store, cache, jobs, untrusted_source_prefixes: untrusted_source_prefixes.into() }
     }
 
     async fn load_customer(&self, id: CustomerId) -> ApiResult<Customer> {
@@ -80,7 +85,9 @@ impl IdentificationService for IdentificationApi {
         let pb::CreateCustomerRequest { customer, request_id, provenance } = request.into_inner();
         let mut violations = Violations::new();
         let request_id = violations.check("", validate::request_id(&request_id, "request_id")).flatten();
-        let source = provenance.map(|p| p.source).filter(|s| !s.is_empty()).unwrap_or_else(|| caller.name.clone());
+        let (source, channel, observe_time) = violations
+            .check("provenance", provenance_from_proto(provenance, &caller.name, Utc::now()))
+            .unwrap_or_default();
         let new_customer = match customer {
             Some(customer) => violations.check("customer", new_customer_from_proto(customer)),
             None => {
@@ -90,9 +97,17 @@ impl IdentificationService for IdentificationApi {
         };
         violations.finish()?;
         let new_customer = new_customer.ok_or_else(|| ApiError::invalid("customer", "is invalid"))?;
+        let provenance = FactProvenance {
+            trusted: facts::is_trusted(&source, &self.untrusted_source_prefixes),
+            source,
+            channel: convert::channel_to_proto(channel).as_str_name().to_owned(),
+            observe_time,
+        };
         let hash = idempotency::request_hash(&encoded);
-        let created =
-            self.store.create_customer(&new_customer, &source, request_id.map(|id| (id, hash.as_slice()))).await?;
+        let created = self
+            .store
+            .create_customer(&new_customer, &provenance, &caller.name, request_id.map(|id| (id, hash.as_slice())))
+            .await?;
         let id = match created {
             Created::New(id) | Created::Replayed(id) => id,
         };
@@ -143,6 +158,125 @@ impl IdentificationService for IdentificationApi {
             }));
         }
         Err(ApiError::NotFound("customers/- (no active customer holds these identifiers)".into()).into())
+    }
+
+    async fn record_profile_facts(
+        &self,
+        request: Request<pb::RecordProfileFactsRequest>,
+    ) -> Result<Response<pb::RecordProfileFactsResponse>, Status> {
+        let caller = caller(&request);
+        let encoded = request.get_ref().encode_to_vec();
+        let pb::RecordProfileFactsRequest { parent, facts, provenance, request_id } = request.into_inner();
+        let now = Utc::now();
+        let mut v = Violations::new();
+        let customer = v.check("", validate::resource_id(&parent, "customers", "parent")).map(CustomerId);
+        if facts.is_empty() || facts.len() > MAX_FACTS {
+            v.add("facts", format!("give 1 to {MAX_FACTS} facts"));
+        }
+        let mut inputs: Vec<(FactKey, FactValue)> = Vec::with_capacity(facts.len());
+        for (i, fact) in facts.into_iter().enumerate() {
+            let pb::ProfileFactInput { key, value } = fact;
+            let key = match FactKey::parse(&key) {
+                Ok(k) => k,
+                Err(why) => {
+                    v.add(format!("facts[{i}].key"), why);
+                    continue;
+                }
+            };
+            if inputs.iter().any(|(k, _)| *k == key) {
+                v.add(format!("facts[{i}].key"), "a key may appear once per request");
+                continue;
+            }
+            if let Some(value) = v.check(&format!("facts[{i}]"), fact_value_from_proto(&key, value, now)) {
+                inputs.push((key, value));
+            }
+        }
+        let (source, channel, observe_time) =
+            v.check("provenance", provenance_from_proto(provenance, &caller.name, now)).unwrap_or_default();
+        let request_id = v.check("", validate::request_id(&request_id, "request_id")).flatten();
+        v.finish()?;
+        let customer =
+            self.store.active_customer(customer.ok_or_else(|| ApiError::invalid("parent", "invalid"))?).await?;
+        let provenance = FactProvenance {
+            trusted: facts::is_trusted(&source, &self.untrusted_source_prefixes),
+            source,
+            channel: convert::channel_to_proto(channel).as_str_name().to_owned(),
+            observe_time,
+        };
+        let hash = idempotency::request_hash(&encoded);
+        let stored = self
+            .store
+            .record_facts(customer, &inputs, &provenance, &caller.name, request_id.map(|id| (id, hash.as_slice())))
+            .await?;
+        self.cache.invalidate(&[customer]).await;
+        let all = self.store.facts(customer, "").await?;
+        let pii = caller.has_scope("pii.read");
+        let facts = stored
+            .iter()
+            .map(|f| {
+                let is_current = facts::current(all.iter().filter(|o| o.key == f.key)).is_some_and(|c| c.id == f.id);
+                fact_to_proto(customer, f, is_current, pii)
+            })
+            .collect();
+        let customer = self.load_customer(customer).await?;
+        Ok(Response::new(pb::RecordProfileFactsResponse { facts, customer: Some(customer_to_proto(&customer, pii)) }))
+    }
+
+    async fn get_profile_fact(
+        &self,
+        request: Request<pb::GetProfileFactRequest>,
+    ) -> Result<Response<pb::ProfileFact>, Status> {
+        let caller = caller(&request);
+        let pb::GetProfileFactRequest { name } = request.into_inner();
+        let (customer, fact_id) = name
+            .split_once("/facts/")
+            .and_then(|(parent, id)| {
+                let customer = validate::resource_id(parent, "customers", "name").ok()?;
+                Some((CustomerId(customer), id.parse::<i64>().ok()?))
+            })
+            .ok_or_else(|| ApiError::invalid("name", "must be customers/{customer_id}/facts/{fact_id}"))?;
+        let (fact, is_current) = self.store.fact(customer, fact_id).await?.ok_or(ApiError::NotFound(name))?;
+        Ok(Response::new(fact_to_proto(customer, &fact, is_current, caller.has_scope("pii.read"))))
+    }
+
+    async fn list_profile_facts(
+        &self,
+        request: Request<pb::ListProfileFactsRequest>,
+    ) -> Result<Response<pb::ListProfileFactsResponse>, Status> {
+        let caller = caller(&request);
+        let pb::ListProfileFactsRequest { parent, page_size, page_token, key, include_history } = request.into_inner();
+        let mut v = Violations::new();
+        let customer = v.check("", validate::resource_id(&parent, "customers", "parent")).map(CustomerId);
+        let size = v.check("", paging::page_size(page_size, "page_size"));
+        if !key.is_empty() && FactKey::parse(key.strip_suffix('.').unwrap_or(&key)).is_err() {
+            v.add("key", "must be a fact key, or a key prefix ending with \".\"");
+        }
+        let filter = format!("{parent}|{key}|{include_history}");
+        let offset: Option<usize> =
+            v.check("", paging::decode_page_token(&page_token, &filter, "page_token")).flatten();
+        v.finish()?;
+        let (Some(customer), Some(size)) = (customer, size) else {
+            return Err(ApiError::invalid("", "invalid request").into());
+        };
+        let customer = self.store.active_customer(customer).await?;
+        let all = self.store.facts(customer, &key).await?;
+        // A customer's facts are few (tens to hundreds): page over them in memory.
+        let mut by_key: std::collections::BTreeMap<&str, Vec<&Fact>> = std::collections::BTreeMap::new();
+        for f in &all {
+            by_key.entry(f.key.as_str()).or_default().push(f);
+        }
+        let currents: Vec<&Fact> = by_key.values().filter_map(|fs| facts::current(fs.iter().copied())).collect();
+        let mut listed: Vec<(&Fact, bool)> = if include_history {
+            all.iter().map(|f| (f, currents.iter().any(|c| c.id == f.id))).collect()
+        } else {
+            currents.into_iter().filter(|f| f.value != FactValue::Cleared).map(|f| (f, true)).collect()
+        };
+        let start = offset.unwrap_or(0).min(listed.len());
+        let end = (start + size as usize).min(listed.len());
+        let next_page_token = if end < listed.len() { paging::next_page_token(&end, &filter) } else { String::new() };
+        let pii = caller.has_scope("pii.read");
+        let page = listed.drain(start..end).map(|(f, cur)| fact_to_proto(customer, f, cur, pii)).collect();
+        Ok(Response::new(pb::ListProfileFactsResponse { facts: page, next_page_token }))
     }
 
     async fn record_consent(
@@ -340,6 +474,89 @@ fn provenance_from_proto(
     };
     v.finish()?;
     Ok((source, channel, observed))
+}
+
+/// A proto fact value for `key`, checked; `None` (unset) clears the key.
+fn fact_value_from_proto(
+    key: &FactKey,
+    value: Option<pb::FactValue>,
+    now: chrono::DateTime<Utc>,
+) -> ApiResult<FactValue> {
+    use pb::fact_value::Kind;
+    let value = match value.and_then(|v| v.kind) {
+        None => FactValue::Cleared,
+        Some(Kind::StringValue(s)) => FactValue::String(s.trim().to_owned()),
+        Some(Kind::IntValue(i)) => FactValue::Int(i),
+        Some(Kind::DoubleValue(d)) => FactValue::Double(d),
+        Some(Kind::BoolValue(b)) => FactValue::Bool(b),
+        Some(Kind::DateValue(d)) => {
+            let year = match d.year {
+                0 => None,
+                y => Some(u16::try_from(y).map_err(|_| ApiError::invalid("value.date_value", "invalid year"))?),
+            };
+            let (Ok(month), Ok(day)) = (u8::try_from(d.month), u8::try_from(d.day)) else {
+                return Err(ApiError::invalid("value.date_value", "is not a valid date"));
+            };
+            FactValue::Date(
+                BirthDate::new(year, month, day, now).map_err(|why| ApiError::invalid("value.date_value", why))?,
+            )
+        }
+        Some(Kind::Declined(_)) => FactValue::Declined,
+    };
+    value.check().map_err(|why| ApiError::invalid("value", why))?;
+    if let (Some(required), Some(actual)) = (key.field_type(), value.value_type())
+        && required != actual
+    {
+        return Err(ApiError::invalid("value", format!("{} holds {} values", key.as_str(), required.as_str())));
+    }
+    if key.as_str() == "preferred_channel"
+        && let FactValue::String(name) = &value
+        && common::Channel::from_str_name(name).is_none()
+    {
+        return Err(ApiError::invalid("value.string_value", "must be a Channel value name such as CHANNEL_EMAIL"));
+    }
+    Ok(value)
+}
+
+/// A fact as the API shows it; values of name and birth-date keys masked unless `pii`.
+fn fact_to_proto(customer: CustomerId, fact: &Fact, current: bool, pii: bool) -> pb::ProfileFact {
+    use pb::fact_value::Kind;
+    const NAME_KEYS: &[&str] =
+        &["given_name", "family_name", "display_name", "preferred_name", "organization_name", "job_title"];
+    let key = fact.key.as_str();
+    let kind = match &fact.value {
+        FactValue::String(s) if !pii && NAME_KEYS.contains(&key) => Some(Kind::StringValue(masking::mask_name(s))),
+        FactValue::String(s) => Some(Kind::StringValue(s.clone())),
+        FactValue::Int(i) => Some(Kind::IntValue(*i)),
+        FactValue::Double(d) => Some(Kind::DoubleValue(*d)),
+        FactValue::Bool(b) => Some(Kind::BoolValue(*b)),
+        FactValue::Date(d) => Some(Kind::DateValue(pb::Date {
+            year: d.year.map_or(0, i32::from),
+            month: if pii || key != "birth_date" { i32::from(d.month) } else { 0 },
+            day: if pii || key != "birth_date" { i32::from(d.day) } else { 0 },
+        })),
+        FactValue::Declined => Some(Kind::Declined(true)),
+        FactValue::Cleared => None,
+    };
+    pb::ProfileFact {
+        name: fact_name(customer, fact.id),
+        key: key.to_owned(),
+        value: kind.map(|k| pb::FactValue { kind: Some(k) }),
+        provenance: Some(pb::Provenance {
+            source: fact.source.clone(),
+            channel: common::Channel::from_str_name(&fact.channel).unwrap_or(common::Channel::Unspecified) as i32,
+            observe_time: Some(timestamp(fact.observe_time)),
+        }),
+        record_time: Some(timestamp(fact.record_time)),
+        recorded_by: fact.recorded_by.clone(),
+        trusted: fact.trusted,
+        current,
+        origin_customer: if fact.origin_customer == customer.0 {
+            String::new()
+        } else {
+            CustomerId(fact.origin_customer).resource_name()
+        },
+    }
 }
 
 fn from_timestamp(t: &prost_types::Timestamp) -> Option<chrono::DateTime<Utc>> {

@@ -29,6 +29,14 @@ pub struct IdentificationConfig {
     /// How long a customer profile stays in the Redis cache, in seconds.
     #[config(env = "IDIC_IDENTIFICATION_CACHE_TTL_SECS", default = 300)]
     pub cache_ttl_secs: u64,
+    /// Source prefixes whose facts are untrusted (bought or partner lists): their values
+    /// become current only while no trusted value exists. Comma-separated in the env.
+    #[config(
+        env = "IDIC_IDENTIFICATION_UNTRUSTED_SOURCE_PREFIXES",
+        parse_env = confique::env::parse::list_by_comma,
+        default = ["list:"]
+    )]
+    pub untrusted_source_prefixes: Vec<String>,
 }
 
 /// The running service: its gRPC server, ready to be added to a process.
@@ -47,7 +55,7 @@ impl Identification {
         // Events written to the outbox reach their Redis streams through this relay.
         let relay = OutboxRelay::new(pool.clone(), ctx.redis.clone(), "identification");
         tokio::spawn(relay.run(ctx.shutdown.clone()));
-        let api = api::IdentificationApi::new(store, cache, Jobs::new(pool));
+        let api = api::IdentificationApi::new(store, cache, Jobs::new(pool), config.untrusted_source_prefixes.clone());
         Ok(Self { server: IdentificationServiceServer::new(api) })
     }
 }

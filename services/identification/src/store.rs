@@ -1,4 +1,5 @@
-//! SQL of the identification schema: customers, their identifiers, and the consent ledger.
+//! SQL of the identification schema: customers, their identifiers, profile facts and
+//! the consent ledger.
 
 use chrono::{DateTime, Utc};
 use idic_platform::{
@@ -13,6 +14,7 @@ use crate::domain::{
     BirthDate, Customer, CustomerId, CustomerKind, CustomerRole, CustomerState, Identifier, IdentifierKind,
     NewCustomer,
     consent::{self, Channel, ConsentRecord, Decision, Purpose, Recorded},
+    facts::{self, Fact, FactKey, FactValue, ValueType},
 };
 
 /// Access to the identification schema.
@@ -71,7 +73,8 @@ impl Store {
     pub async fn create_customer(
         &self,
         customer: &NewCustomer,
-        source: &str,
+        provenance: &FactProvenance,
+        caller: &str,
         idempotency: Option<(&str, &[u8])>,
     ) -> ApiResult<Created> {
         let mut tx = self.pool.begin().await?;
@@ -136,10 +139,14 @@ impl Store {
         .bind(&kinds)
         .bind(&namespaces)
         .bind(&values)
-        .bind(source)
+        .bind(&provenance.source)
         .execute(&mut *tx)
         .await
         .map_err(|e| unique_violation_as_conflict(e, "an identifier is already held by another customer"))?;
+        // What the customer was created with is recorded as facts, with its provenance.
+        for (key, value) in field_facts(customer) {
+            insert_fact(&mut tx, id, &key, &value, provenance, caller).await?;
+        }
         if let Some((request_id, _)) = idempotency {
             idempotency::complete(&mut tx, "CreateCustomer", request_id, id.0.as_bytes()).await?;
         }
@@ -500,4 +507,295 @@ async fn consent_records_of(
     .fetch_all(&mut *conn)
     .await?;
     Ok(rows.into_iter().filter_map(ConsentRow::into_domain).collect())
+}
+
+/// Where and when facts were learnt, and whether that source is trusted.
+#[derive(Debug, Clone)]
+pub struct FactProvenance {
+    /// Source system.
+    pub source: String,
+    /// Channel name as the API spells it, empty when none.
+    pub channel: String,
+    /// When observed.
+    pub observe_time: DateTime<Utc>,
+    /// Whether the source is trusted.
+    pub trusted: bool,
+}
+
+#[derive(sqlx::FromRow)]
+struct FactRow {
+    id: i64,
+    origin_customer_id: Uuid,
+    key: String,
+    value: serde_json::Value,
+    source: String,
+    channel: String,
+    trusted: bool,
+    observe_time: DateTime<Utc>,
+    record_time: DateTime<Utc>,
+    recorded_by: String,
+}
+
+impl FactRow {
+    fn into_domain(self) -> Option<Fact> {
+        Some(Fact {
+            id: self.id,
+            key: FactKey::parse(&self.key).ok()?,
+            value: serde_json::from_value(self.value).ok()?,
+            source: self.source,
+            channel: self.channel,
+            trusted: self.trusted,
+            observe_time: self.observe_time,
+            record_time: self.record_time,
+            recorded_by: self.recorded_by,
+            origin_customer: self.origin_customer_id,
+        })
+    }
+}
+
+const FACT_COLUMNS: &str = "id, origin_customer_id, key, value, source, channel, trusted, observe_time, record_time, \
+     recorded_by";
+
+/// Resource name of a profile fact.
+pub fn fact_name(customer: CustomerId, id: i64) -> String {
+    format!("{}/facts/{id}", customer.resource_name())
+}
+
+impl Store {
+    /// Appends facts about `customer` in one transaction, updating the customer's field
+    /// columns whose current value changed. A value whose type differs from the key's
+    /// (fixed by its first value) is INVALID_ARGUMENT naming `facts[i].value`.
+    /// Returns the stored facts in request order.
+    pub async fn record_facts(
+        &self,
+        customer: CustomerId,
+        facts: &[(FactKey, FactValue)],
+        provenance: &FactProvenance,
+        caller: &str,
+        idempotency: Option<(&str, &[u8])>,
+    ) -> ApiResult<Vec<Fact>> {
+        let mut tx = self.pool.begin().await?;
+        if let Some((request_id, hash)) = idempotency
+            && let idempotency::Claim::Replay(bytes) =
+                idempotency::claim(&mut tx, "RecordProfileFacts", request_id, hash).await?
+        {
+            let ids: Vec<i64> = serde_json::from_slice(&bytes).map_err(|e| anyhow::anyhow!("stored response: {e}"))?;
+            drop(tx);
+            return self.facts_by_id(&ids).await;
+        }
+        let mut stored = Vec::with_capacity(facts.len());
+        for (i, (key, value)) in facts.iter().enumerate() {
+            check_fact_type(&mut tx, key, value).await.map_err(|e| match e {
+                ApiError::InvalidArgument(vs) => {
+                    ApiError::InvalidArgument(vs.into_iter().map(|v| v.under(&format!("facts[{i}]"))).collect())
+                }
+                e => e,
+            })?;
+            stored.push(insert_fact(&mut tx, customer, key, value, provenance, caller).await?);
+        }
+        let field_keys: Vec<&FactKey> = facts.iter().map(|(k, _)| k).filter(|k| k.field_type().is_some()).collect();
+        if !field_keys.is_empty() {
+            for key in field_keys {
+                let history = facts_of_key(&mut tx, customer, key).await?;
+                let value = facts::current(&history).map(|f| f.value.clone()).unwrap_or(FactValue::Cleared);
+                set_customer_field(&mut tx, customer, key, &value).await?;
+            }
+            sqlx::query("UPDATE customers SET version = version + 1, update_time = now() WHERE id = $1")
+                .bind(customer.0)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some((request_id, _)) = idempotency {
+            let ids: Vec<i64> = stored.iter().map(|f: &Fact| f.id).collect();
+            let bytes = serde_json::to_vec(&ids).map_err(|e| anyhow::anyhow!("{e}"))?;
+            idempotency::complete(&mut tx, "RecordProfileFacts", request_id, &bytes).await?;
+        }
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    async fn facts_by_id(&self, ids: &[i64]) -> ApiResult<Vec<Fact>> {
+        let rows: Vec<FactRow> =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {FACT_COLUMNS} FROM profile_facts WHERE id = ANY($1)")))
+                .bind(ids)
+                .fetch_all(&self.pool)
+                .await?;
+        let mut facts: Vec<Fact> = rows.into_iter().filter_map(FactRow::into_domain).collect();
+        facts.sort_by_key(|f| ids.iter().position(|id| *id == f.id));
+        Ok(facts)
+    }
+
+    /// One fact of a customer, with whether it is the key's current value.
+    pub async fn fact(&self, customer: CustomerId, id: i64) -> ApiResult<Option<(Fact, bool)>> {
+        let row: Option<FactRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {FACT_COLUMNS} FROM profile_facts WHERE id = $1 AND customer_id = $2"
+        )))
+        .bind(id)
+        .bind(customer.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(fact) = row.and_then(FactRow::into_domain) else { return Ok(None) };
+        let mut conn = self.pool.acquire().await?;
+        let history = facts_of_key(&mut conn, customer, &fact.key).await?;
+        let is_current = facts::current(&history).is_some_and(|c| c.id == fact.id);
+        Ok(Some((fact, is_current)))
+    }
+
+    /// Every fact of a customer whose key matches `key_filter` (exact, or a prefix when
+    /// it ends with "."), newest observation first.
+    pub async fn facts(&self, customer: CustomerId, key_filter: &str) -> ApiResult<Vec<Fact>> {
+        let (exact, prefix) = match key_filter.strip_suffix('.') {
+            Some(_) => ("", key_filter),
+            None => (key_filter, ""),
+        };
+        let rows: Vec<FactRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {FACT_COLUMNS} FROM profile_facts WHERE customer_id = $1 \
+             AND ($2 = '' OR key = $2) AND ($3 = '' OR starts_with(key, $3)) \
+             ORDER BY observe_time DESC, id DESC"
+        )))
+        .bind(customer.0)
+        .bind(exact)
+        .bind(prefix)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().filter_map(FactRow::into_domain).collect())
+    }
+}
+
+/// The customer fields of a new customer that hold a value, as facts.
+fn field_facts(customer: &NewCustomer) -> Vec<(FactKey, FactValue)> {
+    let texts = [
+        ("given_name", &customer.given_name),
+        ("family_name", &customer.family_name),
+        ("display_name", &customer.display_name),
+        ("preferred_name", &customer.preferred_name),
+        ("organization_name", &customer.organization_name),
+        ("job_title", &customer.job_title),
+        ("preferred_language", &customer.preferred_language),
+        ("time_zone", &customer.time_zone),
+        ("preferred_channel", &customer.preferred_channel),
+    ];
+    let mut facts: Vec<(FactKey, FactValue)> = texts
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .filter_map(|(k, v)| Some((FactKey::parse(k).ok()?, FactValue::String(v.clone()))))
+        .collect();
+    if let (Some(date), Ok(key)) = (customer.birth_date, FactKey::parse("birth_date")) {
+        facts.push((key, FactValue::Date(date)));
+    }
+    facts
+}
+
+/// The key's type is fixed by its first typed value (or by the customer field it names).
+async fn check_fact_type(tx: &mut sqlx::PgConnection, key: &FactKey, value: &FactValue) -> ApiResult<()> {
+    let Some(value_type) = value.value_type() else { return Ok(()) };
+    let fixed = match key.field_type() {
+        Some(t) => t,
+        None => {
+            let stored: String = sqlx::query_scalar(
+                "WITH ins AS (INSERT INTO fact_keys (key, value_type) VALUES ($1, $2) ON CONFLICT DO NOTHING \
+                 RETURNING value_type) \
+                 SELECT value_type FROM ins UNION ALL SELECT value_type FROM fact_keys WHERE key = $1 LIMIT 1",
+            )
+            .bind(key.as_str())
+            .bind(value_type.as_str())
+            .fetch_one(&mut *tx)
+            .await?;
+            ValueType::parse(&stored).unwrap_or(value_type)
+        }
+    };
+    if fixed != value_type {
+        return Err(ApiError::invalid(
+            "value",
+            format!("{} holds {} values, not {}", key.as_str(), fixed.as_str(), value_type.as_str()),
+        ));
+    }
+    Ok(())
+}
+
+async fn insert_fact(
+    tx: &mut sqlx::PgConnection,
+    customer: CustomerId,
+    key: &FactKey,
+    value: &FactValue,
+    provenance: &FactProvenance,
+    caller: &str,
+) -> ApiResult<Fact> {
+    let value_json = serde_json::to_value(value).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (id, record_time): (i64, DateTime<Utc>) = sqlx::query_as(
+        "INSERT INTO profile_facts (customer_id, origin_customer_id, key, value, source, channel, trusted, \
+         observe_time, recorded_by) VALUES ($1, $1, $2, $3, $4, $5, $6, $7, $8) RETURNING id, record_time",
+    )
+    .bind(customer.0)
+    .bind(key.as_str())
+    .bind(value_json)
+    .bind(&provenance.source)
+    .bind(&provenance.channel)
+    .bind(provenance.trusted)
+    .bind(provenance.observe_time)
+    .bind(caller)
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok(Fact {
+        id,
+        key: key.clone(),
+        value: value.clone(),
+        source: provenance.source.clone(),
+        channel: provenance.channel.clone(),
+        trusted: provenance.trusted,
+        observe_time: provenance.observe_time,
+        record_time,
+        recorded_by: caller.to_owned(),
+        origin_customer: customer.0,
+    })
+}
+
+async fn facts_of_key(conn: &mut sqlx::PgConnection, customer: CustomerId, key: &FactKey) -> ApiResult<Vec<Fact>> {
+    let rows: Vec<FactRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {FACT_COLUMNS} FROM profile_facts WHERE customer_id = $1 AND key = $2"
+    )))
+    .bind(customer.0)
+    .bind(key.as_str())
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows.into_iter().filter_map(FactRow::into_domain).collect())
+}
+
+/// Writes a field key's current value to its customers column.
+async fn set_customer_field(
+    tx: &mut sqlx::PgConnection,
+    customer: CustomerId,
+    key: &FactKey,
+    value: &FactValue,
+) -> ApiResult<()> {
+    if key.as_str() == "birth_date" {
+        let date = match value {
+            FactValue::Date(d) => Some(*d),
+            _ => None,
+        };
+        sqlx::query("UPDATE customers SET birth_year = $2, birth_month = $3, birth_day = $4 WHERE id = $1")
+            .bind(customer.0)
+            .bind(date.and_then(|d| d.year).map(|y| y as i16))
+            .bind(date.map(|d| i16::from(d.month)))
+            .bind(date.map(|d| i16::from(d.day)))
+            .execute(&mut *tx)
+            .await?;
+        return Ok(());
+    }
+    let text = match value {
+        FactValue::String(s) => s.as_str(),
+        _ => "",
+    };
+    // The column is chosen from FIELD_KEYS only, never from caller input.
+    let column = facts::FIELD_KEYS
+        .iter()
+        .map(|(k, _)| *k)
+        .find(|k| *k == key.as_str())
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("{} is not a customer field", key.as_str())))?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("UPDATE customers SET {column} = $2 WHERE id = $1")))
+        .bind(customer.0)
+        .bind(text)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
 }
