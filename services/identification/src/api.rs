@@ -21,12 +21,16 @@ use prost::Message as _;
 use tonic::{Request, Response, Status};
 
 use crate::{
+    IdentificationConfig,
     cache::CustomerCache,
     domain::consent::{self, Channel, ConsentRecord, Decision},
-    domain::facts::{self, Fact, FactKey, FactValue},
     domain::{
         BirthDate, Customer, CustomerId, CustomerKind, CustomerRole, CustomerState, IdentifierKind, NewCustomer,
         identifier, masking,
+    },
+    domain::{
+        drip,
+        facts::{self, Fact, FactKey, FactValue, ValueType},
     },
     store::{Created, FactProvenance, NewConsent, Store, consent_record_name, fact_name},
 };
@@ -44,14 +48,13 @@ pub struct IdentificationApi {
     store: Store,
     cache: CustomerCache,
     jobs: Jobs,
-    untrusted_source_prefixes: Arc<[String]>,
+    config: Arc<IdentificationConfig>,
 }
 
 impl IdentificationApi {
-    /// The service over its store, cache and jobs; facts from sources starting with one
-    /// of `untrusted_source_prefixes` are untrusted.
-    pub fn new(store: Store, cache: CustomerCache, jobs: Jobs, untrusted_source_prefixes: Vec<String>) -> Self {
-        Self { store, cache, jobs, untrusted_source_prefixes: untrusted_source_prefixes.into() }
+    /// The service over its store, cache and jobs, with its settings.
+    pub fn new(store: Store, cache: CustomerCache, jobs: Jobs, config: IdentificationConfig) -> Self {
+        Self { store, cache, jobs, config: Arc::new(config) }
     }
 
     async fn load_customer(&self, id: CustomerId) -> ApiResult<Customer> {
@@ -98,7 +101,7 @@ impl IdentificationService for IdentificationApi {
         violations.finish()?;
         let new_customer = new_customer.ok_or_else(|| ApiError::invalid("customer", "is invalid"))?;
         let provenance = FactProvenance {
-            trusted: facts::is_trusted(&source, &self.untrusted_source_prefixes),
+            trusted: facts::is_trusted(&source, &self.config.untrusted_source_prefixes),
             source,
             channel: convert::channel_to_proto(channel).as_str_name().to_owned(),
             observe_time,
@@ -198,7 +201,7 @@ impl IdentificationService for IdentificationApi {
         let customer =
             self.store.active_customer(customer.ok_or_else(|| ApiError::invalid("parent", "invalid"))?).await?;
         let provenance = FactProvenance {
-            trusted: facts::is_trusted(&source, &self.untrusted_source_prefixes),
+            trusted: facts::is_trusted(&source, &self.config.untrusted_source_prefixes),
             source,
             channel: convert::channel_to_proto(channel).as_str_name().to_owned(),
             observe_time,
@@ -277,6 +280,72 @@ impl IdentificationService for IdentificationApi {
         let pii = caller.has_scope("pii.read");
         let page = listed.drain(start..end).map(|(f, cur)| fact_to_proto(customer, f, cur, pii)).collect();
         Ok(Response::new(pb::ListProfileFactsResponse { facts: page, next_page_token }))
+    }
+
+    async fn next_questions(
+        &self,
+        request: Request<pb::NextQuestionsRequest>,
+    ) -> Result<Response<pb::NextQuestionsResponse>, Status> {
+        let pb::NextQuestionsRequest { customer, n, channel, exclude_keys } = request.into_inner();
+        let mut v = Violations::new();
+        let id = v.check("", validate::resource_id(&customer, "customers", "customer")).map(CustomerId);
+        if !(0..=10).contains(&n) {
+            v.add("n", "must be 0 to 10 (0 means 2)");
+        }
+        let channel = v.check("", convert::channel_from_proto(channel, "channel")).flatten();
+        if exclude_keys.len() > 100 {
+            v.add("exclude_keys", "at most 100 keys");
+        }
+        for (i, key) in exclude_keys.iter().enumerate() {
+            if let Err(why) = FactKey::parse(key) {
+                v.add(format!("exclude_keys[{i}]"), why);
+            }
+        }
+        v.finish()?;
+        let id = self.store.active_customer(id.ok_or_else(|| ApiError::invalid("customer", "invalid"))?).await?;
+        let customer = self.load_customer(id).await?;
+        let all = self.store.facts(id, "").await?;
+        let mut by_key: std::collections::BTreeMap<&str, Vec<&Fact>> = std::collections::BTreeMap::new();
+        for f in &all {
+            by_key.entry(f.key.as_str()).or_default().push(f);
+        }
+        let known_keys: Vec<String> = by_key
+            .iter()
+            .filter(|(_, fs)| facts::current(fs.iter().copied()).is_some_and(|c| c.value != FactValue::Cleared))
+            .map(|(k, _)| (*k).to_owned())
+            .collect();
+        let declined: Vec<(String, chrono::DateTime<Utc>)> = all
+            .iter()
+            .filter(|f| f.value == FactValue::Declined)
+            .map(|f| (f.key.as_str().to_owned(), f.observe_time))
+            .collect();
+        let consents = self.store.consent_records(id).await?;
+        let recorded: Vec<_> = consents.iter().map(|r| r.recorded.clone()).collect();
+        let now = Utc::now();
+        let profiling_allowed = consent::effective(&recorded, consent::Purpose::Profiling, channel, now).allowed;
+        let known =
+            drip::Known { kind: customer.data.kind, known_keys: &known_keys, declined: &declined, profiling_allowed };
+        let cool_down = chrono::Duration::days(i64::from(self.config.question_cool_down_days));
+        let count = if n == 0 { 2 } else { n as usize };
+        let questions = drip::next_questions(&known, channel, &exclude_keys, cool_down, now, count)
+            .into_iter()
+            .map(|q| pb::Question {
+                fact_key: q.key.to_owned(),
+                value_type: match q.value_type {
+                    ValueType::String => pb::FactValueType::String,
+                    ValueType::Int => pb::FactValueType::Int,
+                    ValueType::Double => pb::FactValueType::Double,
+                    ValueType::Bool => pb::FactValueType::Bool,
+                    ValueType::Date => pb::FactValueType::Date,
+                } as i32,
+                prompt: q.prompt.to_owned(),
+                purpose: convert::purpose_to_proto(q.purpose) as i32,
+                purpose_statement: q.purpose_statement.to_owned(),
+                usefulness: q.usefulness,
+                reason: q.reason.to_owned(),
+            })
+            .collect();
+        Ok(Response::new(pb::NextQuestionsResponse { customer: id.resource_name(), questions }))
     }
 
     async fn record_consent(

@@ -37,6 +37,9 @@ pub struct IdentificationConfig {
         default = ["list:"]
     )]
     pub untrusted_source_prefixes: Vec<String>,
+    /// Days NextQuestions waits before asking again for a fact the customer declined.
+    #[config(env = "IDIC_IDENTIFICATION_QUESTION_COOL_DOWN_DAYS", default = 90)]
+    pub question_cool_down_days: u32,
 }
 
 /// The running service: its gRPC server, ready to be added to a process.
@@ -55,7 +58,7 @@ impl Identification {
         // Events written to the outbox reach their Redis streams through this relay.
         let relay = OutboxRelay::new(pool.clone(), ctx.redis.clone(), "identification");
         tokio::spawn(relay.run(ctx.shutdown.clone()));
-        let api = api::IdentificationApi::new(store, cache, Jobs::new(pool), config.untrusted_source_prefixes.clone());
+        let api = api::IdentificationApi::new(store, cache, Jobs::new(pool), config.clone());
         Ok(Self { server: IdentificationServiceServer::new(api) })
     }
 }

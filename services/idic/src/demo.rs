@@ -136,7 +136,7 @@ pub async fn run(mut config: IdicConfig) -> anyhow::Result<()> {
     println!("\n-- an RPC whose feature has not landed yet:");
     let mut ident_again =
         ident::identification_service_client::IdentificationServiceClient::with_interceptor(channel, with_token);
-    print_status(ident_again.next_questions(ident::NextQuestionsRequest::default()).await.map(|_| ()));
+    print_status(ident_again.resolve_customer(ident::ResolveCustomerRequest::default()).await.map(|_| ()));
 
     shutdown.cancel();
     server.await??;

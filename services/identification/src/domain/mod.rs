@@ -3,6 +3,7 @@
 
 pub mod consent;
 pub mod customer;
+pub mod drip;
 pub mod facts;
 pub mod identifier;
 pub mod masking;
