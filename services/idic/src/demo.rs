@@ -6,14 +6,13 @@ use std::time::{Duration, Instant};
 use idic::{IdicConfig, Target};
 use idic_platform::config::ApiKey;
 use idic_proto::{common::v1 as common, identification::v1 as ident};
-use rand::distr::{Alphanumeric, SampleString as _};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, metadata::MetadataValue, transport::Channel};
 
 /// Runs the demo against the configured Postgres and Redis.
 pub async fn run(mut config: IdicConfig) -> anyhow::Result<()> {
     // The demo authenticates with a key of its own, made up for this run.
-    let token = Alphanumeric.sample_string(&mut rand::rng(), 32);
+    let token = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
     config.auth.api_keys.push(ApiKey { caller: "demo".into(), token: token.clone(), scopes: vec!["admin".into()] });
     // The demo works in a database of its own, `idic_demo` on the configured server,
     // made afresh on every run; the configured database is never touched.
