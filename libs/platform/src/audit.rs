@@ -55,12 +55,18 @@ struct AuditRow {
 pub async fn list(pool: &PgPool, request: pb::ListAuditEntriesRequest) -> ApiResult<pb::ListAuditEntriesResponse> {
     let pb::ListAuditEntriesRequest { page_size, page_token, resource, period } = request;
     let size = paging::page_size(page_size, "page_size")?;
-    validate::max_chars(&resource, 256, "resource")?;
+    validate::text(&resource, 256, "resource")?;
     let (start, end) = period.map_or((None, None), |p| (p.start_time, p.end_time));
-    let to_time = |t: Option<prost_types::Timestamp>| {
-        t.and_then(|t| DateTime::<Utc>::from_timestamp(t.seconds, t.nanos.max(0) as u32))
+    let to_time = |t: Option<prost_types::Timestamp>, field: &str| -> ApiResult<Option<DateTime<Utc>>> {
+        t.map(|t| {
+            u32::try_from(t.nanos)
+                .ok()
+                .and_then(|nanos| DateTime::<Utc>::from_timestamp(t.seconds, nanos))
+                .ok_or_else(|| crate::ApiError::invalid(format!("period.{field}"), "is not a valid time"))
+        })
+        .transpose()
     };
-    let (start, end) = (to_time(start), to_time(end));
+    let (start, end) = (to_time(start, "start_time")?, to_time(end, "end_time")?);
     let filter = format!("{resource}|{start:?}|{end:?}");
     let before: Option<i64> = paging::decode_page_token(&page_token, &filter, "page_token")?;
     let rows: Vec<AuditRow> = sqlx::query_as(

@@ -135,7 +135,7 @@ where
             .get("grpc-timeout")
             .and_then(|v| v.to_str().ok())
             .and_then(parse_grpc_timeout)
-            .map(|d| tokio::time::Instant::now() + d);
+            .and_then(|d| tokio::time::Instant::now().checked_add(d));
         let ctx = CallContext { caller, token, request_id, deadline };
         Box::pin(context::scope(ctx, inner.call(request)))
     }
@@ -145,6 +145,10 @@ where
 fn parse_grpc_timeout(value: &str) -> Option<std::time::Duration> {
     use std::time::Duration;
     let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    // The gRPC spec allows at most 8 digits.
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
     let n: u64 = digits.parse().ok()?;
     Some(match unit {
         "H" => Duration::from_secs(n.saturating_mul(3600)),
@@ -193,6 +197,7 @@ mod tests {
         assert_eq!(parse_grpc_timeout("2S"), Some(Duration::from_secs(2)));
         assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
         assert_eq!(parse_grpc_timeout("x"), None);
+        assert_eq!(parse_grpc_timeout("18446744073709551615S"), None, "more than 8 digits");
         assert_eq!(parse_grpc_timeout(""), None);
     }
 

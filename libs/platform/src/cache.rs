@@ -54,10 +54,28 @@ impl Cache {
         Ok((loaded, Source::Store))
     }
 
+    /// Runs a Redis command unless Redis recently failed, bounded in time; a failure
+    /// makes later calls skip Redis for a moment.
+    async fn bounded<R>(&self, command: impl std::future::Future<Output = redis::RedisResult<R>>) -> Result<R, String> {
+        if !self.redis.available() {
+            return Err("skipped: redis failed recently".into());
+        }
+        let result = match tokio::time::timeout(self.redis.command_timeout(), command).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("timed out".into()),
+        };
+        if let Err(e) = &result {
+            self.redis.mark_failed();
+            note_unavailable(e);
+        }
+        result
+    }
+
     /// The cached value of `id`, if Redis answers and holds a readable one.
     pub async fn get<T: DeserializeOwned>(&self, id: &str) -> Option<T> {
         let mut conn = self.redis.connection();
-        match conn.get::<_, Option<Vec<u8>>>(self.key(id)).await {
+        match self.bounded(conn.get::<_, Option<Vec<u8>>>(self.key(id))).await {
             Ok(Some(bytes)) => match serde_json::from_slice(&bytes) {
                 Ok(value) => Some(value),
                 Err(e) => {
@@ -65,11 +83,7 @@ impl Cache {
                     None
                 }
             },
-            Ok(None) => None,
-            Err(e) => {
-                note_unavailable(&e);
-                None
-            }
+            Ok(None) | Err(_) => None,
         }
     }
 
@@ -77,9 +91,7 @@ impl Cache {
     pub async fn put<T: Serialize>(&self, id: &str, value: &T) {
         let Ok(bytes) = serde_json::to_vec(value) else { return };
         let mut conn = self.redis.connection();
-        if let Err(e) = conn.set_ex::<_, _, ()>(self.key(id), bytes, self.ttl.as_secs().max(1)).await {
-            note_unavailable(&e);
-        }
+        let _ = self.bounded(conn.set_ex::<_, _, ()>(self.key(id), bytes, self.ttl.as_secs().max(1))).await;
     }
 
     /// Removes `ids` from the cache. Call after the store's transaction committed.
@@ -90,13 +102,17 @@ impl Cache {
         }
         let keys: Vec<String> = ids.iter().map(|id| self.key(id)).collect();
         let mut conn = self.redis.connection();
-        if let Err(e) = conn.del::<_, ()>(keys).await {
-            tracing::warn!(namespace = %self.namespace, error = %e, "cache invalidation failed; entries expire by TTL");
+        // Invalidation is attempted even right after a failure: a missed one serves stale
+        // data until the TTL ends.
+        let deleted = tokio::time::timeout(self.redis.command_timeout(), conn.del::<_, ()>(keys)).await;
+        if !matches!(deleted, Ok(Ok(()))) {
+            self.redis.mark_failed();
+            tracing::warn!(namespace = %self.namespace, "cache invalidation failed; entries expire by TTL");
         }
     }
 }
 
-fn note_unavailable(e: &redis::RedisError) {
+fn note_unavailable(e: &str) {
     metrics::counter!("idic_cache_errors_total").increment(1);
     tracing::debug!(error = %e, "redis unavailable; serving from the store");
 }

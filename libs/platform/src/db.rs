@@ -31,7 +31,13 @@ pub async fn connect(config: &DatabaseConfig, schema: &str) -> anyhow::Result<Pg
     let options = PgConnectOptions::from_str(&config.url)
         .map_err(|e| anyhow::anyhow!("database.url: {e}"))?
         .application_name(&format!("idic-{schema}"))
-        .options([("search_path", schema)])
+        .options([
+            ("search_path", schema),
+            // No statement or idle transaction may hang a request or a worker forever.
+            ("statement_timeout", "30s"),
+            ("lock_timeout", "10s"),
+            ("idle_in_transaction_session_timeout", "60s"),
+        ])
         .log_statements(tracing::log::LevelFilter::Trace);
     let pool_options = PgPoolOptions::new()
         .max_connections(config.max_connections)

@@ -162,9 +162,17 @@ impl From<sqlx::Error> for ApiError {
         match &err {
             sqlx::Error::PoolTimedOut => Self::Unavailable("database busy: no free connection".into()),
             sqlx::Error::Io(_) | sqlx::Error::PoolClosed => Self::Unavailable("database unreachable".into()),
-            sqlx::Error::Database(db) if db.code().as_deref() == Some("40001") => {
-                Self::Aborted("concurrent update; retry".into())
-            }
+            sqlx::Error::Database(db) => match db.code().as_deref() {
+                Some("40001" | "40P01") => Self::Aborted("concurrent update; retry".into()),
+                Some("57014") => Self::DeadlineExceeded("the database statement timed out".into()),
+                Some("55P03") => Self::Aborted("the data is locked by another request; retry".into()),
+                // Data exceptions (class 22: bad characters, out-of-range values) and rows
+                // too large for an index come from values a caller sent.
+                Some(code) if code.starts_with("22") || code == "54000" => {
+                    Self::invalid("", "a value is not acceptable to the database (control characters or too large)")
+                }
+                _ => Self::Internal(anyhow::Error::new(err).context("database")),
+            },
             _ => Self::Internal(anyhow::Error::new(err).context("database")),
         }
     }

@@ -59,12 +59,15 @@ pub struct OutboxRelay {
     pub retention: Duration,
     /// How often the outbox is polled when no notification arrives.
     pub poll_interval: Duration,
+    /// A connection of its own, whose timeout suits a pipeline of hundreds of XADDs.
+    publisher: Option<redis::aio::ConnectionManager>,
 }
 
 impl OutboxRelay {
     /// A relay for the outbox in `pool`'s schema.
     pub fn new(pool: PgPool, redis: Redis, source: &str) -> Self {
         Self {
+            publisher: redis.dedicated(Duration::from_secs(5)).ok(),
             pool,
             redis,
             source: source.to_owned(),
@@ -86,7 +89,7 @@ impl OutboxRelay {
                 }
             };
         let mut listener = None;
-        let mut epoch_seen = false;
+        let mut epoch_seen = None;
         let mut last_prune = tokio::time::Instant::now();
         loop {
             if listener.is_none()
@@ -102,7 +105,7 @@ impl OutboxRelay {
                     }
                 }
                 Ok(false) => {}
-                Err(e) => tracing::debug!(error = %e, "outbox relay: redis unavailable"),
+                Err(e) => tracing::debug!(error = %e, "outbox relay: cannot check the redis epoch"),
             }
             let mut backlog = false;
             match self.relay_batch(500).await {
@@ -164,7 +167,7 @@ impl OutboxRelay {
                 .arg(payload.as_slice())
                 .ignore();
         }
-        let mut conn = self.redis.connection();
+        let mut conn = self.publisher.clone().unwrap_or_else(|| self.redis.connection());
         pipe.query_async::<()>(&mut conn).await?;
         let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
         sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)").bind(&ids).execute(&mut *tx).await?;
@@ -173,17 +176,28 @@ impl OutboxRelay {
         Ok(rows.len())
     }
 
-    /// True when Redis lost the epoch marker this relay saw before (its data is gone).
-    async fn check_epoch(&self, seen: &mut bool) -> redis::RedisResult<bool> {
+    /// True when Redis lost its data since this service's relays last looked: the epoch
+    /// marker (one per service) is missing or differs from the one recorded in Postgres.
+    /// The first look on a new deployment records the marker without republishing.
+    async fn check_epoch(&self, seen: &mut Option<String>) -> anyhow::Result<bool> {
+        let key = self.redis.key(&format!("bus:epoch:{}", self.source));
         let mut conn = self.redis.connection();
-        let created: Option<String> = redis::cmd("SET")
-            .arg(self.redis.key("bus:epoch"))
-            .arg(uuid::Uuid::new_v4().to_string())
-            .arg("NX")
-            .query_async(&mut conn)
-            .await?;
-        let lost = created.is_some() && *seen;
-        *seen = true;
+        let _: () =
+            redis::cmd("SET").arg(&key).arg(uuid::Uuid::new_v4().to_string()).arg("NX").query_async(&mut conn).await?;
+        let current: String = redis::cmd("GET").arg(&key).query_async(&mut conn).await?;
+        if seen.as_deref() == Some(current.as_str()) {
+            return Ok(false);
+        }
+        let recorded: Option<String> =
+            sqlx::query_scalar("SELECT value FROM bus_state WHERE key = 'epoch'").fetch_optional(&self.pool).await?;
+        let lost = recorded.as_ref().is_some_and(|r| *r != current);
+        sqlx::query(
+            "INSERT INTO bus_state (key, value) VALUES ('epoch', $1) ON CONFLICT (key) DO UPDATE SET value = $1",
+        )
+        .bind(&current)
+        .execute(&self.pool)
+        .await?;
+        *seen = Some(current);
         Ok(lost)
     }
 

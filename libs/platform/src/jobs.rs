@@ -194,7 +194,7 @@ impl Jobs {
     pub async fn list(&self, request: pb::ListJobsRequest) -> ApiResult<pb::ListJobsResponse> {
         let pb::ListJobsRequest { page_size, page_token, kind } = request;
         let size = paging::page_size(page_size, "page_size")?;
-        validate::max_chars(&kind, 128, "kind")?;
+        validate::text(&kind, 128, "kind")?;
         let cursor: Option<(DateTime<Utc>, Uuid)> = paging::decode_page_token(&page_token, &kind, "page_token")?;
         let (after_time, after_id) = cursor.map_or((None, None), |(t, i)| (Some(t), Some(i)));
         let rows: Vec<JobRow> = sqlx::query_as(

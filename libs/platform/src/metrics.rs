@@ -88,7 +88,13 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let method = request.uri().path().to_owned();
+        let path = request.uri().path();
+        // Only known methods get their own series: arbitrary paths must not create
+        // unbounded label values.
+        let known = idic_proto::required_scope(path).is_some()
+            || path.starts_with("/grpc.health.v1.")
+            || path.starts_with("/grpc.reflection.");
+        let method = if known { path.to_owned() } else { "unknown".to_owned() };
         let started = Instant::now();
         let fut = self.inner.call(request);
         Box::pin(async move {

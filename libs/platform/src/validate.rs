@@ -85,6 +85,16 @@ pub fn max_chars(value: &str, max: usize, field: &str) -> ApiResult<()> {
     Ok(())
 }
 
+/// Checks free text: at most `max` characters and no control characters other than
+/// line breaks and tabs.
+pub fn text(value: &str, max: usize, field: &str) -> ApiResult<()> {
+    max_chars(value, max, field)?;
+    if value.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+        return Err(ApiError::invalid(field, "must not contain control characters"));
+    }
+    Ok(())
+}
+
 /// Checks that a required string is present and at most `max` characters.
 pub fn required(value: &str, max: usize, field: &str) -> ApiResult<()> {
     if value.trim().is_empty() {

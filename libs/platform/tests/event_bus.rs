@@ -98,3 +98,46 @@ async fn an_event_that_keeps_failing_is_dead_lettered() {
     pool.close().await;
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn events_are_published_again_when_redis_loses_its_streams() {
+    let env = TestEnv::start(&[]).await;
+    let pool = env.pool("identification").await;
+    let redis = env.redis();
+    let shutdown = CancellationToken::new();
+    let mut relay = OutboxRelay::new(pool.clone(), redis.clone(), "identification");
+    relay.poll_interval = Duration::from_millis(100);
+    let relay_task = tokio::spawn(relay.run(shutdown.clone()));
+
+    let mut tx = pool.begin().await.expect("tx");
+    events::enqueue(&mut tx, "customer.erased", b"erase c-1").await.expect("enqueue");
+    tx.commit().await.expect("commit");
+
+    let (sender, mut received) = tokio::sync::mpsc::unbounded_channel();
+    let mut consumer = Consumer::new(redis.clone(), "customer.erased", "interaction", "test-1");
+    consumer.options.block = Duration::from_millis(100);
+    let consumer_task = tokio::spawn(consumer.run(
+        move |delivery| {
+            let sender = sender.clone();
+            async move {
+                sender.send(delivery).map_err(|e| anyhow::anyhow!("{e}"))?;
+                Ok(())
+            }
+        },
+        shutdown.clone(),
+    ));
+    let first = tokio::time::timeout(Duration::from_secs(10), received.recv()).await.expect("in time").expect("event");
+
+    // Redis restarts empty: streams, groups and the epoch marker are gone.
+    redis.delete_prefix().await.expect("flush");
+    let again =
+        tokio::time::timeout(Duration::from_secs(10), received.recv()).await.expect("republished").expect("event");
+    assert_eq!(again.event_id, first.event_id, "the same event, recognisable by its id");
+    assert_eq!(again.payload, b"erase c-1");
+
+    shutdown.cancel();
+    relay_task.await.expect("relay stops");
+    consumer_task.await.expect("consumer stops");
+    pool.close().await;
+    env.cleanup().await;
+}

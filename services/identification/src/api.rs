@@ -73,8 +73,10 @@ impl PlatformTables for IdentificationApi {
     }
 }
 
-fn caller<T>(request: &Request<T>) -> Arc<Caller> {
-    request.extensions().get::<Arc<Caller>>().cloned().unwrap_or_else(|| Arc::new(Caller::system("identification")))
+/// The authenticated caller, put there by the server's auth layer. Its absence means the
+/// service runs without that layer: nobody is trusted then.
+fn caller<T>(request: &Request<T>) -> ApiResult<Arc<Caller>> {
+    request.extensions().get::<Arc<Caller>>().cloned().ok_or_else(|| ApiError::Unauthenticated("no caller".into()))
 }
 
 #[tonic::async_trait]
@@ -83,7 +85,7 @@ impl IdentificationService for IdentificationApi {
         &self,
         request: Request<pb::CreateCustomerRequest>,
     ) -> Result<Response<pb::Customer>, Status> {
-        let caller = caller(&request);
+        let caller = caller(&request)?;
         let encoded = request.get_ref().encode_to_vec();
         let pb::CreateCustomerRequest { customer, request_id, provenance } = request.into_inner();
         let mut violations = Violations::new();
@@ -119,7 +121,7 @@ impl IdentificationService for IdentificationApi {
     }
 
     async fn get_customer(&self, request: Request<pb::GetCustomerRequest>) -> Result<Response<pb::Customer>, Status> {
-        let caller = caller(&request);
+        let caller = caller(&request)?;
         let pb::GetCustomerRequest { name } = request.into_inner();
         let id = CustomerId(validate::resource_id(&name, "customers", "name")?);
         let customer = self.load_customer(id).await?;
@@ -130,7 +132,7 @@ impl IdentificationService for IdentificationApi {
         &self,
         request: Request<pb::LookupCustomerRequest>,
     ) -> Result<Response<pb::LookupCustomerResponse>, Status> {
-        let caller = caller(&request);
+        let caller = caller(&request)?;
         let pb::LookupCustomerRequest { identifiers } = request.into_inner();
         let mut v = Violations::new();
         if identifiers.is_empty() || identifiers.len() > MAX_LOOKUP_IDENTIFIERS {
@@ -167,7 +169,7 @@ impl IdentificationService for IdentificationApi {
         &self,
         request: Request<pb::RecordProfileFactsRequest>,
     ) -> Result<Response<pb::RecordProfileFactsResponse>, Status> {
-        let caller = caller(&request);
+        let caller = caller(&request)?;
         let encoded = request.get_ref().encode_to_vec();
         let pb::RecordProfileFactsRequest { parent, facts, provenance, request_id } = request.into_inner();
         let now = Utc::now();
@@ -229,7 +231,7 @@ impl IdentificationService for IdentificationApi {
         &self,
         request: Request<pb::GetProfileFactRequest>,
     ) -> Result<Response<pb::ProfileFact>, Status> {
-        let caller = caller(&request);
+        let caller = caller(&request)?;
         let pb::GetProfileFactRequest { name } = request.into_inner();
         let (customer, fact_id) = name
             .split_once("/facts/")
@@ -246,7 +248,7 @@ impl IdentificationService for IdentificationApi {
         &self,
         request: Request<pb::ListProfileFactsRequest>,
     ) -> Result<Response<pb::ListProfileFactsResponse>, Status> {
-        let caller = caller(&request);
+        let caller = caller(&request)?;
         let pb::ListProfileFactsRequest { parent, page_size, page_token, key, include_history } = request.into_inner();
         let mut v = Violations::new();
         let customer = v.check("", validate::resource_id(&parent, "customers", "parent")).map(CustomerId);
@@ -352,7 +354,7 @@ impl IdentificationService for IdentificationApi {
         &self,
         request: Request<pb::RecordConsentRequest>,
     ) -> Result<Response<pb::ConsentRecord>, Status> {
-        let caller = caller(&request);
+        let caller = caller(&request)?;
         let encoded = request.get_ref().encode_to_vec();
         let pb::RecordConsentRequest {
             parent,
@@ -385,9 +387,9 @@ impl IdentificationService for IdentificationApi {
         if decision == Some(Decision::Granted) && purpose_statement.trim().is_empty() {
             v.add("purpose_statement", "is required for a grant: the statement the customer was shown");
         }
-        v.check("", validate::max_chars(&purpose_statement, 2000, "purpose_statement"));
-        v.check("", validate::max_chars(&statement_version, 64, "statement_version"));
-        v.check("", validate::max_chars(&evidence_reference, 200, "evidence_reference"));
+        v.check("", validate::text(&purpose_statement, 2000, "purpose_statement"));
+        v.check("", validate::text(&statement_version, 64, "statement_version"));
+        v.check("", validate::text(&evidence_reference, 200, "evidence_reference"));
         let expire_time = expire_time.and_then(|t| {
             let t = from_timestamp(&t);
             if t.is_none_or(|t| t <= now) {
@@ -466,7 +468,7 @@ impl IdentificationService for IdentificationApi {
         &self,
         request: Request<pb::ListConsentHistoryRequest>,
     ) -> Result<Response<pb::ListConsentHistoryResponse>, Status> {
-        let caller = caller(&request);
+        let caller = caller(&request)?;
         let pb::ListConsentHistoryRequest { parent, page_size, page_token, purpose, channel, period } =
             request.into_inner();
         let mut v = Violations::new();
@@ -484,7 +486,16 @@ impl IdentificationService for IdentificationApi {
         };
         let channel = v.check("", convert::channel_from_proto(channel, "channel")).flatten();
         let (start, end) = period.map_or((None, None), |p| {
-            (p.start_time.as_ref().and_then(from_timestamp), p.end_time.as_ref().and_then(from_timestamp))
+            let mut bound = |t: Option<prost_types::Timestamp>, field: &str| {
+                t.and_then(|t| {
+                    let parsed = from_timestamp(&t);
+                    if parsed.is_none() {
+                        v.add(format!("period.{field}"), "is not a valid time");
+                    }
+                    parsed
+                })
+            };
+            (bound(p.start_time, "start_time"), bound(p.end_time, "end_time"))
         });
         let filter = format!("{parent}|{purpose:?}|{channel:?}|{start:?}|{end:?}");
         let cursor = v.check("", paging::decode_page_token(&page_token, &filter, "page_token")).flatten();
@@ -743,10 +754,13 @@ fn new_customer_from_proto(customer: pb::Customer) -> ApiResult<NewCustomer> {
     }
     let mut normalized: Vec<identifier::Identifier> = Vec::with_capacity(identifiers.len());
     for (i, id) in identifiers.iter().enumerate() {
-        if let Some(n) = v.check(&format!("identifiers[{i}]"), identifier_from_proto(id))
-            && !normalized.contains(&n)
-        {
-            normalized.push(n);
+        if let Some(n) = v.check(&format!("identifiers[{i}]"), identifier_from_proto(id)) {
+            // Positions must stay those of the request, so a repeat is refused, not dropped.
+            if normalized.contains(&n) {
+                v.add(format!("identifiers[{i}]"), "repeats an earlier identifier");
+            } else {
+                normalized.push(n);
+            }
         }
     }
     let parent = if parent_customer.is_empty() {

@@ -391,6 +391,7 @@ impl Store {
             drop(tx);
             return self.consent_record(id).await;
         }
+        lock_active(&mut tx, customer).await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO consent_records (customer_id, purpose, channel, status, purpose_statement, statement_version, \
              source, captured_channel, evidence_reference, observe_time, expire_time, recorded_by) \
@@ -583,6 +584,7 @@ impl Store {
             drop(tx);
             return self.facts_by_id(&ids).await;
         }
+        lock_active(&mut tx, customer).await?;
         let mut stored = Vec::with_capacity(facts.len());
         for (i, (key, value)) in facts.iter().enumerate() {
             check_fact_type(&mut tx, key, value).await.map_err(|e| match e {
@@ -662,6 +664,21 @@ impl Store {
     }
 }
 
+/// Locks an active customer's row for the rest of the transaction, so that concurrent
+/// writes about one customer (consent, facts) apply one after the other and each sees
+/// the other's effect; a customer merged or erased meanwhile is refused.
+async fn lock_active(tx: &mut sqlx::PgConnection, customer: CustomerId) -> ApiResult<()> {
+    let state: Option<String> = sqlx::query_scalar("SELECT state FROM customers WHERE id = $1 FOR UPDATE")
+        .bind(customer.0)
+        .fetch_optional(&mut *tx)
+        .await?;
+    match state.as_deref() {
+        None => Err(ApiError::NotFound(customer.resource_name())),
+        Some("active") => Ok(()),
+        Some(state) => Err(ApiError::Aborted(format!("{} was {state} meanwhile; retry", customer.resource_name()))),
+    }
+}
+
 /// The customer fields of a new customer that hold a value, as facts.
 fn field_facts(customer: &NewCustomer) -> Vec<(FactKey, FactValue)> {
     let texts = [
@@ -693,9 +710,10 @@ async fn check_fact_type(tx: &mut sqlx::PgConnection, key: &FactKey, value: &Fac
         Some(t) => t,
         None => {
             let stored: String = sqlx::query_scalar(
-                "WITH ins AS (INSERT INTO fact_keys (key, value_type) VALUES ($1, $2) ON CONFLICT DO NOTHING \
-                 RETURNING value_type) \
-                 SELECT value_type FROM ins UNION ALL SELECT value_type FROM fact_keys WHERE key = $1 LIMIT 1",
+                // DO UPDATE (a no-op write) returns the stored type even when a concurrent
+                // request created the key first.
+                "INSERT INTO fact_keys (key, value_type) VALUES ($1, $2) \
+                 ON CONFLICT (key) DO UPDATE SET key = EXCLUDED.key RETURNING value_type",
             )
             .bind(key.as_str())
             .bind(value_type.as_str())

@@ -104,6 +104,12 @@ pub fn normalize(kind: IdentifierKind, raw: &str, namespace: &str) -> Result<Ide
     if trimmed.is_empty() {
         return Err(IdentifierError::Empty);
     }
+    if trimmed.chars().any(char::is_control) || namespace.chars().any(char::is_control) {
+        return Err(IdentifierError::Malformed("contains control characters"));
+    }
+    if namespace.chars().count() > 100 {
+        return Err(IdentifierError::Malformed("the namespace is longer than 100 characters"));
+    }
     let (value, namespace) = match kind {
         IdentifierKind::Email => (normalize_email(trimmed)?, String::new()),
         IdentifierKind::Phone => (normalize_phone(trimmed)?, String::new()),
@@ -327,6 +333,14 @@ mod tests {
         assert_eq!(card("ab-1234 5678"), Ok("AB12345678".to_owned()));
         assert_eq!(card("0000"), Err(IdentifierError::Junk));
         assert_eq!(card("123456789"), Err(IdentifierError::Junk));
+    }
+
+    #[test]
+    fn control_characters_are_refused_in_every_kind() {
+        assert!(email("ada\0@analytical-engine.co.uk").is_err());
+        assert!(normalize(IdentifierKind::PostalAddress, "1 rue\u{0}, paris", "").is_err());
+        assert!(normalize(IdentifierKind::ExternalId, "C-1", "crm\u{7}").is_err());
+        assert!(normalize(IdentifierKind::ExternalId, "C-1", &"n".repeat(101)).is_err());
     }
 
     #[test]

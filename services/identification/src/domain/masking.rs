@@ -25,8 +25,12 @@ pub fn mask_identifier(kind: IdentifierKind, value: &str) -> String {
             format!("+{country}***{last}")
         }
         IdentifierKind::PostalAddress => {
-            // Keep the last part (postcode and country, by the canonical form's convention).
-            value.rsplit(", ").next().map_or_else(|| "***".to_owned(), |tail| format!("***, {tail}"))
+            // Keep only a short last part (postcode or town) of an address in several parts.
+            let parts: Vec<&str> = value.split(", ").collect();
+            match parts.last() {
+                Some(tail) if parts.len() >= 2 && tail.chars().count() <= 12 => format!("***, {tail}"),
+                _ => "***".to_owned(),
+            }
         }
         IdentifierKind::LoyaltyCard | IdentifierKind::AccountNumber | IdentifierKind::DeviceId => {
             let chars: Vec<char> = value.chars().collect();
@@ -49,6 +53,11 @@ mod tests {
         assert_eq!(mask_identifier(IdentifierKind::LoyaltyCard, "AB12345678"), "***5678");
         assert_eq!(mask_identifier(IdentifierKind::NationalId, "1850175123456"), "***");
         assert_eq!(mask_identifier(IdentifierKind::ExternalId, "C-42"), "C-42");
+        assert_eq!(
+            mask_identifier(IdentifierKind::PostalAddress, "2 wilmslow road, manchester, m14 5tq"),
+            "***, m14 5tq"
+        );
+        assert_eq!(mask_identifier(IdentifierKind::PostalAddress, "2 wilmslow road manchester"), "***");
         assert_eq!(mask_name("Jane"), "J***");
         assert_eq!(mask_name(""), "");
     }
