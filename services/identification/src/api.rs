@@ -266,11 +266,7 @@ impl IdentificationService for IdentificationApi {
         let customer = self.store.active_customer(customer).await?;
         let all = self.store.facts(customer, &key).await?;
         // A customer's facts are few (tens to hundreds): page over them in memory.
-        let mut by_key: std::collections::BTreeMap<&str, Vec<&Fact>> = std::collections::BTreeMap::new();
-        for f in &all {
-            by_key.entry(f.key.as_str()).or_default().push(f);
-        }
-        let currents: Vec<&Fact> = by_key.values().filter_map(|fs| facts::current(fs.iter().copied())).collect();
+        let currents = facts::current_per_key(&all);
         let mut listed: Vec<(&Fact, bool)> = if include_history {
             all.iter().map(|f| (f, currents.iter().any(|c| c.id == f.id))).collect()
         } else {
@@ -307,14 +303,10 @@ impl IdentificationService for IdentificationApi {
         let id = self.store.active_customer(id.ok_or_else(|| ApiError::invalid("customer", "invalid"))?).await?;
         let customer = self.load_customer(id).await?;
         let all = self.store.facts(id, "").await?;
-        let mut by_key: std::collections::BTreeMap<&str, Vec<&Fact>> = std::collections::BTreeMap::new();
-        for f in &all {
-            by_key.entry(f.key.as_str()).or_default().push(f);
-        }
-        let known_keys: Vec<String> = by_key
-            .iter()
-            .filter(|(_, fs)| facts::current(fs.iter().copied()).is_some_and(|c| c.value != FactValue::Cleared))
-            .map(|(k, _)| (*k).to_owned())
+        let known_keys: Vec<String> = facts::current_per_key(&all)
+            .into_iter()
+            .filter(|c| c.value != FactValue::Cleared)
+            .map(|c| c.key.as_str().to_owned())
             .collect();
         let declined: Vec<(String, chrono::DateTime<Utc>)> = all
             .iter()
@@ -432,16 +424,7 @@ impl IdentificationService for IdentificationApi {
         let pb::GetConsentsRequest { parent, purpose, channel } = request.into_inner();
         let mut v = Violations::new();
         let customer = v.check("", validate::resource_id(&parent, "customers", "parent")).map(CustomerId);
-        let purpose_filter = match purpose {
-            0 => None,
-            p => {
-                let parsed = convert::purpose_from_proto(p);
-                if parsed.is_none() {
-                    v.add("purpose", "is not a known ConsentPurpose");
-                }
-                parsed
-            }
-        };
+        let purpose_filter = v.check("", convert::optional_purpose_from_proto(purpose, "purpose")).flatten();
         let channel = v.check("", convert::channel_from_proto(channel, "channel")).flatten();
         v.finish()?;
         let customer =
@@ -474,16 +457,7 @@ impl IdentificationService for IdentificationApi {
         let mut v = Violations::new();
         let customer = v.check("", validate::resource_id(&parent, "customers", "parent")).map(CustomerId);
         let size = v.check("", paging::page_size(page_size, "page_size"));
-        let purpose = match purpose {
-            0 => None,
-            p => {
-                let parsed = convert::purpose_from_proto(p);
-                if parsed.is_none() {
-                    v.add("purpose", "is not a known ConsentPurpose");
-                }
-                parsed
-            }
-        };
+        let purpose = v.check("", convert::optional_purpose_from_proto(purpose, "purpose")).flatten();
         let channel = v.check("", convert::channel_from_proto(channel, "channel")).flatten();
         let (start, end) = period.map_or((None, None), |p| {
             let mut bound = |t: Option<prost_types::Timestamp>, field: &str| {

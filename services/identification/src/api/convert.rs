@@ -17,6 +17,17 @@ pub fn purpose_from_proto(value: i32) -> Option<Purpose> {
     })
 }
 
+/// An optional proto purpose (a filter): `Ok(None)` for UNSPECIFIED, INVALID_ARGUMENT on
+/// `field` for an unknown value.
+pub fn optional_purpose_from_proto(value: i32, field: &str) -> ApiResult<Option<Purpose>> {
+    match value {
+        0 => Ok(None),
+        v => purpose_from_proto(v)
+            .map(Some)
+            .ok_or_else(|| ApiError::invalid(field, format!("{v} is not a known ConsentPurpose"))),
+    }
+}
+
 /// The proto purpose.
 pub fn purpose_to_proto(purpose: Purpose) -> common::ConsentPurpose {
     match purpose {

@@ -181,6 +181,15 @@ pub fn current<'a>(facts: impl IntoIterator<Item = &'a Fact>) -> Option<&'a Fact
     facts.into_iter().filter(|f| f.value != FactValue::Declined).max_by_key(|f| (f.trusted, f.observe_time, f.id))
 }
 
+/// The current fact of every key among `facts`, ordered by key.
+pub fn current_per_key(facts: &[Fact]) -> Vec<&Fact> {
+    let mut by_key: std::collections::BTreeMap<&str, Vec<&Fact>> = std::collections::BTreeMap::new();
+    for fact in facts {
+        by_key.entry(fact.key.as_str()).or_default().push(fact);
+    }
+    by_key.values().filter_map(|same_key| current(same_key.iter().copied())).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::Duration;
