@@ -9,6 +9,13 @@ use idic_testkit::TestEnv;
 use redis::AsyncCommands as _;
 use tokio_util::sync::CancellationToken;
 
+/// Writes one event to the outbox in a committed transaction.
+async fn enqueue_committed(pool: &sqlx::PgPool, stream: &str, payload: &[u8]) {
+    let mut tx = pool.begin().await.expect("tx");
+    events::enqueue(&mut tx, stream, payload).await.expect("enqueue");
+    tx.commit().await.expect("commit");
+}
+
 #[tokio::test]
 async fn committed_events_reach_consumers_and_rolled_back_ones_do_not() {
     let env = TestEnv::start(&[]).await;
@@ -18,9 +25,7 @@ async fn committed_events_reach_consumers_and_rolled_back_ones_do_not() {
     let mut tx = pool.begin().await.expect("tx");
     events::enqueue(&mut tx, "customer.merged", b"rolled back").await.expect("enqueue");
     tx.rollback().await.expect("rollback");
-    let mut tx = pool.begin().await.expect("tx");
-    events::enqueue(&mut tx, "customer.merged", b"committed").await.expect("enqueue");
-    tx.commit().await.expect("commit");
+    enqueue_committed(&pool, "customer.merged", b"committed").await;
 
     let relay = OutboxRelay::new(pool.clone(), redis.clone(), "identification");
     assert_eq!(relay.relay_batch(100).await.expect("relay"), 1);
@@ -61,9 +66,7 @@ async fn an_event_that_keeps_failing_is_dead_lettered() {
     let env = TestEnv::start(&[]).await;
     let pool = env.pool("interaction").await;
     let redis = env.redis();
-    let mut tx = pool.begin().await.expect("tx");
-    events::enqueue(&mut tx, "interaction.recorded", b"poison").await.expect("enqueue");
-    tx.commit().await.expect("commit");
+    enqueue_committed(&pool, "interaction.recorded", b"poison").await;
     OutboxRelay::new(pool.clone(), redis.clone(), "interaction").relay_batch(10).await.expect("relay");
 
     let attempts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -109,9 +112,7 @@ async fn events_are_published_again_when_redis_loses_its_streams() {
     relay.poll_interval = Duration::from_millis(100);
     let relay_task = tokio::spawn(relay.run(shutdown.clone()));
 
-    let mut tx = pool.begin().await.expect("tx");
-    events::enqueue(&mut tx, "customer.erased", b"erase c-1").await.expect("enqueue");
-    tx.commit().await.expect("commit");
+    enqueue_committed(&pool, "customer.erased", b"erase c-1").await;
 
     let (sender, mut received) = tokio::sync::mpsc::unbounded_channel();
     let mut consumer = Consumer::new(redis.clone(), "customer.erased", "interaction", "test-1");

@@ -57,6 +57,21 @@ impl IdentificationApi {
         Self { store, cache, jobs, config: Arc::new(config) }
     }
 
+    /// Provenance of facts from `source`, trusted unless the source is configured untrusted.
+    fn fact_provenance(
+        &self,
+        source: String,
+        channel: Option<Channel>,
+        observe_time: chrono::DateTime<Utc>,
+    ) -> FactProvenance {
+        FactProvenance {
+            trusted: facts::is_trusted(&source, &self.config.untrusted_source_prefixes),
+            source,
+            channel: convert::channel_to_proto(channel).as_str_name().to_owned(),
+            observe_time,
+        }
+    }
+
     async fn load_customer(&self, id: CustomerId) -> ApiResult<Customer> {
         let store = self.store.clone();
         let (customer, _source) = self.cache.customer(id, || async move { store.get_customer(id).await }).await?;
@@ -102,12 +117,7 @@ impl IdentificationService for IdentificationApi {
         };
         violations.finish()?;
         let new_customer = new_customer.ok_or_else(|| ApiError::invalid("customer", "is invalid"))?;
-        let provenance = FactProvenance {
-            trusted: facts::is_trusted(&source, &self.config.untrusted_source_prefixes),
-            source,
-            channel: convert::channel_to_proto(channel).as_str_name().to_owned(),
-            observe_time,
-        };
+        let provenance = self.fact_provenance(source, channel, observe_time);
         let hash = idempotency::request_hash(&encoded);
         let created = self
             .store
@@ -202,12 +212,7 @@ impl IdentificationService for IdentificationApi {
         v.finish()?;
         let customer =
             self.store.active_customer(customer.ok_or_else(|| ApiError::invalid("parent", "invalid"))?).await?;
-        let provenance = FactProvenance {
-            trusted: facts::is_trusted(&source, &self.config.untrusted_source_prefixes),
-            source,
-            channel: convert::channel_to_proto(channel).as_str_name().to_owned(),
-            observe_time,
-        };
+        let provenance = self.fact_provenance(source, channel, observe_time);
         let hash = idempotency::request_hash(&encoded);
         let stored = self
             .store

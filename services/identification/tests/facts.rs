@@ -12,7 +12,7 @@ use idic_proto::{
     },
 };
 use idic_testkit::{TestEnv, tokens};
-use tonic::Code;
+use tonic::{Code, service::interceptor::InterceptedService};
 
 fn text(key: &str, value: &str) -> ProfileFactInput {
     ProfileFactInput { key: key.into(), value: Some(FactValue { kind: Some(Kind::StringValue(value.into())) }) }
@@ -35,17 +35,24 @@ fn record(parent: &str, facts: Vec<ProfileFactInput>, source: &str, observed: i6
     }
 }
 
-#[tokio::test]
-async fn the_newest_trusted_fact_becomes_current_and_history_is_kept() {
-    let env = TestEnv::monolith().await;
-    let mut client = IdentificationServiceClient::new(env.authorized(Target::Identification, tokens::ADMIN).await);
+/// Creates a person known only by her given name; answers her resource name.
+async fn create_kathy(
+    client: &mut IdentificationServiceClient<InterceptedService<tonic::transport::Channel, idic_testkit::Bearer>>,
+) -> String {
     let customer = Customer { kind: CustomerKind::Person as i32, given_name: "Kathy".into(), ..Default::default() };
-    let parent = client
+    client
         .create_customer(CreateCustomerRequest { customer: Some(customer), ..Default::default() })
         .await
         .expect("create")
         .into_inner()
-        .name;
+        .name
+}
+
+#[tokio::test]
+async fn the_newest_trusted_fact_becomes_current_and_history_is_kept() {
+    let env = TestEnv::monolith().await;
+    let mut client = IdentificationServiceClient::new(env.authorized(Target::Identification, tokens::ADMIN).await);
+    let parent = create_kathy(&mut client).await;
 
     let first = client
         .record_profile_facts(record(
@@ -141,13 +148,7 @@ async fn the_newest_trusted_fact_becomes_current_and_history_is_kept() {
 async fn bad_facts_name_their_field() {
     let env = TestEnv::monolith().await;
     let mut client = IdentificationServiceClient::new(env.authorized(Target::Identification, tokens::ADMIN).await);
-    let customer = Customer { kind: CustomerKind::Person as i32, given_name: "Kathy".into(), ..Default::default() };
-    let parent = client
-        .create_customer(CreateCustomerRequest { customer: Some(customer), ..Default::default() })
-        .await
-        .expect("create")
-        .into_inner()
-        .name;
+    let parent = create_kathy(&mut client).await;
     let int = |key: &str, v: i64| ProfileFactInput {
         key: key.into(),
         value: Some(FactValue { kind: Some(Kind::IntValue(v)) }),
