@@ -13,6 +13,8 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tower::{Layer, Service};
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+/// Serialises installation, so a second caller racing the first waits for its handle.
+static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Latency buckets in seconds, fine at the low end where IDIC's targets are.
 const LATENCY_BUCKETS: &[f64] =
@@ -21,6 +23,7 @@ const LATENCY_BUCKETS: &[f64] =
 /// Installs the process-wide recorder once and, when `listen` is set, serves `/metrics`
 /// there. Later calls return the same handle (many servers may share a test process).
 pub fn install(listen: &str) -> anyhow::Result<PrometheusHandle> {
+    let _installing = INSTALLING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(handle) = HANDLE.get() {
         return Ok(handle.clone());
     }
