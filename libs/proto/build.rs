@@ -62,6 +62,7 @@ fn method_scopes(pool: &DescriptorPool) -> Result<String, Box<dyn std::error::Er
         .get_extension_by_name("idic.common.v1.required_scope")
         .ok_or("idic.common.v1.required_scope is not defined")?;
     let mut rows = Vec::new();
+    let mut streaming = Vec::new();
     for service in pool.services() {
         if !service.full_name().starts_with("idic.") {
             continue;
@@ -80,6 +81,9 @@ fn method_scopes(pool: &DescriptorPool) -> Result<String, Box<dyn std::error::Er
                 }
             };
             rows.push((format!("/{}/{}", service.full_name(), method.name()), scope));
+            if method.is_client_streaming() {
+                streaming.push(format!("/{}/{}", service.full_name(), method.name()));
+            }
         }
     }
     rows.sort();
@@ -90,6 +94,16 @@ fn method_scopes(pool: &DescriptorPool) -> Result<String, Box<dyn std::error::Er
     );
     for (path, scope) in rows {
         writeln!(src, "    ({path:?}, {scope:?}),")?;
+    }
+    src.push_str("];\n");
+    streaming.sort();
+    src.push_str(
+        "\n/// IDIC RPC paths whose request is a client stream (bulk uploads), sorted: they run\n\
+         /// as long as the client keeps sending, so the server's default deadline does not apply.\n\
+         pub const CLIENT_STREAMING_METHODS: &[&str] = &[\n",
+    );
+    for path in streaming {
+        writeln!(src, "    {path:?},")?;
     }
     src.push_str("];\n");
     Ok(src)

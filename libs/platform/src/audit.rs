@@ -29,14 +29,35 @@ pub struct AuditRecord<'a> {
 
 /// Appends `record` inside `tx`, so the entry exists if and only if the change commits.
 pub async fn record(tx: &mut PgConnection, record: AuditRecord<'_>) -> ApiResult<()> {
-    sqlx::query("INSERT INTO audit_log (caller, action, resource, reason, detail) VALUES ($1, $2, $3, $4, $5)")
-        .bind(record.caller)
-        .bind(record.action)
-        .bind(record.resource)
-        .bind(record.reason)
-        .bind(record.detail)
-        .execute(&mut *tx)
-        .await?;
+    record_many(tx, std::slice::from_ref(&record)).await
+}
+
+/// Appends `records` inside `tx` in one statement, in this order, as [`record`] does one
+/// (a merge audits every customer it touches); nothing for none.
+pub async fn record_many(tx: &mut PgConnection, records: &[AuditRecord<'_>]) -> ApiResult<()> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let callers: Vec<&str> = records.iter().map(|r| r.caller).collect();
+    let actions: Vec<&str> = records.iter().map(|r| r.action).collect();
+    let resources: Vec<&str> = records.iter().map(|r| r.resource).collect();
+    let reasons: Vec<&str> = records.iter().map(|r| r.reason).collect();
+    let details: Vec<&serde_json::Value> = records.iter().map(|r| &r.detail).collect();
+    // WITH ORDINALITY keeps the ids (the log's order) in the order given.
+    sqlx::query(
+        "INSERT INTO audit_log (caller, action, resource, reason, detail) \
+         SELECT caller, action, resource, reason, detail \
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[]) \
+              WITH ORDINALITY AS t(caller, action, resource, reason, detail, n) \
+         ORDER BY n",
+    )
+    .bind(&callers)
+    .bind(&actions)
+    .bind(&resources)
+    .bind(&reasons)
+    .bind(&details)
+    .execute(&mut *tx)
+    .await?;
     Ok(())
 }
 

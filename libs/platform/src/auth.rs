@@ -1,6 +1,8 @@
 //! Bearer-token authentication and per-RPC scopes, as a tower layer in front of every
 //! IDIC service. The scope each RPC needs comes from the `required_scope` option in
-//! `proto/`; health checks and reflection stay open so standard tools work.
+//! `proto/`; health checks and reflection stay open so standard tools work. It also
+//! sets each call's context (caller, token, request id, deadline) and ends the call at
+//! its deadline.
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -65,19 +67,22 @@ fn is_open_path(path: &str) -> bool {
 #[derive(Debug, Clone)]
 pub struct AuthLayer {
     authenticator: Authenticator,
+    default_timeout: std::time::Duration,
 }
 
 impl AuthLayer {
-    /// A layer that authenticates with `authenticator`.
-    pub fn new(authenticator: Authenticator) -> Self {
-        Self { authenticator }
+    /// A layer that authenticates with `authenticator` and ends a call after the
+    /// caller's `grpc-timeout` or `default_timeout`, whichever comes first (client
+    /// streams: only the caller's).
+    pub fn new(authenticator: Authenticator, default_timeout: std::time::Duration) -> Self {
+        Self { authenticator, default_timeout }
     }
 }
 
 impl<S> Layer<S> for AuthLayer {
     type Service = AuthService<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        AuthService { inner, authenticator: self.authenticator.clone() }
+        AuthService { inner, authenticator: self.authenticator.clone(), default_timeout: self.default_timeout }
     }
 }
 
@@ -86,6 +91,7 @@ impl<S> Layer<S> for AuthLayer {
 pub struct AuthService<S> {
     inner: S,
     authenticator: Authenticator,
+    default_timeout: std::time::Duration,
 }
 
 impl<S, B> Service<Request<B>> for AuthService<S>
@@ -130,14 +136,27 @@ where
         }
         let token = authorization.and_then(|h| h.split_once(' ')).map(|(_, t)| Arc::<str>::from(t.trim()));
         request.extensions_mut().insert(caller.clone());
-        let deadline = request
-            .headers()
-            .get("grpc-timeout")
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_grpc_timeout)
-            .and_then(|d| tokio::time::Instant::now().checked_add(d));
+        let asked = request.headers().get("grpc-timeout").and_then(|v| v.to_str().ok()).and_then(parse_grpc_timeout);
+        // A client stream lasts as long as its upload: only the caller bounds it.
+        let limit = if idic_proto::is_client_streaming(&path) {
+            asked
+        } else {
+            Some(asked.map_or(self.default_timeout, |a| a.min(self.default_timeout)))
+        };
+        let deadline = limit.and_then(|d| tokio::time::Instant::now().checked_add(d));
         let ctx = CallContext { caller, token, request_id, deadline };
-        Box::pin(context::scope(ctx, inner.call(request)))
+        let call = context::scope(ctx, inner.call(request));
+        match limit {
+            None => Box::pin(call),
+            Some(limit) => Box::pin(async move {
+                match tokio::time::timeout(limit, call).await {
+                    Ok(answer) => answer,
+                    Err(_elapsed) => {
+                        Ok(Status::deadline_exceeded(format!("{path} took longer than {limit:?}")).into_http())
+                    }
+                }
+            }),
+        }
     }
 }
 

@@ -1,13 +1,14 @@
 //! gRPC clients for service-to-service calls: lazily connected channels, an interceptor
 //! that propagates the caller's token, request id and remaining deadline (or applies a
-//! default deadline), and bounded retries for idempotent calls.
+//! default deadline), and bounded retries for idempotent calls. Also the plain bearer
+//! interceptor of callers outside any RPC (the binary's client commands, tests).
 
 use std::{future::Future, sync::Arc, time::Duration};
 
 use backon::{ExponentialBuilder, Retryable as _};
 use tonic::{
     Code, Request, Status,
-    metadata::MetadataValue,
+    metadata::{Ascii, MetadataValue},
     service::{Interceptor, interceptor::InterceptedService},
     transport::{Channel, Endpoint},
 };
@@ -69,6 +70,34 @@ impl Interceptor for Propagate {
             return Err(Status::deadline_exceeded("the caller's deadline has passed"));
         }
         request.set_timeout(deadline);
+        Ok(request)
+    }
+}
+
+/// Interceptor presenting one fixed bearer token on every call.
+#[derive(Clone)]
+pub struct Bearer(MetadataValue<Ascii>);
+
+impl std::fmt::Debug for Bearer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Bearer(..)")
+    }
+}
+
+impl Bearer {
+    /// Presents `token`; fails if it cannot travel in a header (not visible ASCII).
+    pub fn new(token: &str) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            !token.is_empty() && token.bytes().all(|b| b.is_ascii_graphic()),
+            "a token is one word of visible ASCII characters"
+        );
+        Ok(Self(MetadataValue::try_from(format!("Bearer {token}"))?))
+    }
+}
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        request.metadata_mut().insert("authorization", self.0.clone());
         Ok(request)
     }
 }
@@ -145,6 +174,17 @@ mod tests {
         let result =
             context::scope(call_context(Some(Duration::ZERO)), async { propagate.call(Request::new(())) }).await;
         assert_eq!(result.expect_err("deadline passed").code(), Code::DeadlineExceeded);
+    }
+
+    #[test]
+    fn a_bearer_presents_its_token_and_refuses_what_no_header_can_carry() {
+        let mut bearer = Bearer::new("abc-123").expect("valid token");
+        let request = bearer.call(Request::new(())).expect("intercepted");
+        assert_eq!(header(&request, "authorization").as_deref(), Some("Bearer abc-123"));
+        assert!(!format!("{bearer:?}").contains("abc-123"), "the token stays out of debug output");
+        for bad in ["", "two words", "tab\there", "é"] {
+            assert!(Bearer::new(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[tokio::test]

@@ -71,7 +71,8 @@ pub struct ServerConfig {
     /// Address the gRPC server listens on (port 0 picks a free port).
     #[config(env = "IDIC_LISTEN", default = "0.0.0.0:50051")]
     pub listen: SocketAddr,
-    /// Longest time any RPC may run, in milliseconds; a shorter client deadline wins.
+    /// Longest time an RPC may run, in milliseconds; a shorter client deadline wins.
+    /// Client-streaming uploads (imports) are bounded by the client's deadline only.
     #[config(env = "IDIC_REQUEST_TIMEOUT_MS", default = 30000, validate(*request_timeout_ms > 0, "must be positive"))]
     pub request_timeout_ms: u64,
     /// RPCs served at once by this process; more are refused with RESOURCE_EXHAUSTED (load shedding).

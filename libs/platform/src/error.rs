@@ -82,6 +82,9 @@ pub enum ApiError {
     /// The deadline passed before the work finished.
     #[error("deadline exceeded: {0}")]
     DeadlineExceeded(String),
+    /// The operation is not offered (yet) by this service.
+    #[error("unimplemented: {0}")]
+    Unimplemented(String),
     /// A bug or an unexpected failure; logged, never shown to the caller.
     #[error("internal error: {0:#}")]
     Internal(#[from] anyhow::Error),
@@ -105,6 +108,7 @@ impl ApiError {
             Self::AlreadyExists(_) | Self::Conflict(_) => Code::AlreadyExists,
             Self::FailedPrecondition(_) => Code::FailedPrecondition,
             Self::Aborted(_) => Code::Aborted,
+            Self::Unimplemented(_) => Code::Unimplemented,
             Self::Unauthenticated(_) => Code::Unauthenticated,
             Self::PermissionDenied(_) => Code::PermissionDenied,
             Self::ResourceExhausted { .. } => Code::ResourceExhausted,

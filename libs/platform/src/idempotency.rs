@@ -54,6 +54,30 @@ pub async fn claim(tx: &mut PgConnection, method: &str, request_id: &str, reques
         .ok_or_else(|| ApiError::Aborted("the first request with this request_id is still running".into()))
 }
 
+/// The stored response of a finished earlier request with this id, without claiming
+/// anything: lets a retry skip expensive work before the claim. A different request
+/// under the same id is FAILED_PRECONDITION, as in [`claim`].
+pub async fn peek(
+    conn: &mut PgConnection,
+    method: &str,
+    request_id: &str,
+    request_hash: &[u8],
+) -> ApiResult<Option<Vec<u8>>> {
+    let stored: Option<(Vec<u8>, Option<Vec<u8>>)> =
+        sqlx::query_as("SELECT request_hash, response FROM idempotency_keys WHERE method = $1 AND request_id = $2")
+            .bind(method)
+            .bind(request_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    match stored {
+        Some((hash, _)) if hash != request_hash => Err(ApiError::FailedPrecondition(
+            "request_id was already used for a different request; choose a new request_id".into(),
+        )),
+        Some((_, response)) => Ok(response),
+        None => Ok(None),
+    }
+}
+
 /// Stores the response of a claimed request, in the same transaction as its effect.
 pub async fn complete(tx: &mut PgConnection, method: &str, request_id: &str, response: &[u8]) -> ApiResult<()> {
     sqlx::query("UPDATE idempotency_keys SET response = $3 WHERE method = $1 AND request_id = $2")

@@ -82,7 +82,7 @@ pub async fn serve(
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(RpcMetricsLayer)
-        .layer(AuthLayer::new(authenticator))
+        .layer(AuthLayer::new(authenticator, Duration::from_millis(server.request_timeout_ms)))
         .layer(tower::load_shed::LoadShedLayer::new())
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(server.concurrency_limit))
         .into_inner();
@@ -109,7 +109,6 @@ pub async fn serve(
     };
 
     let serving = tonic::transport::Server::builder()
-        .timeout(Duration::from_millis(server.request_timeout_ms))
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .layer(layers)

@@ -16,6 +16,25 @@ async fn enqueue_committed(pool: &sqlx::PgPool, stream: &str, payload: &[u8]) {
     tx.commit().await.expect("commit");
 }
 
+/// Runs `consumer` until `shutdown`, handing every delivery to the returned receiver.
+fn forward_deliveries(
+    consumer: Consumer,
+    shutdown: &CancellationToken,
+) -> (tokio::task::JoinHandle<()>, tokio::sync::mpsc::UnboundedReceiver<events::Delivery>) {
+    let (sender, received) = tokio::sync::mpsc::unbounded_channel();
+    let task = tokio::spawn(consumer.run(
+        move |delivery| {
+            let sender = sender.clone();
+            async move {
+                sender.send(delivery).map_err(|e| anyhow::anyhow!("{e}"))?;
+                Ok(())
+            }
+        },
+        shutdown.clone(),
+    ));
+    (task, received)
+}
+
 #[tokio::test]
 async fn committed_events_reach_consumers_and_rolled_back_ones_do_not() {
     let env = TestEnv::start(&[]).await;
@@ -31,19 +50,9 @@ async fn committed_events_reach_consumers_and_rolled_back_ones_do_not() {
     assert_eq!(relay.relay_batch(100).await.expect("relay"), 1);
     assert_eq!(relay.relay_batch(100).await.expect("relay again"), 0, "published once");
 
-    let (sender, mut received) = tokio::sync::mpsc::unbounded_channel();
     let shutdown = CancellationToken::new();
     let consumer = Consumer::new(redis.clone(), "customer.merged", "interaction", "test-1");
-    let task = tokio::spawn(consumer.run(
-        move |delivery| {
-            let sender = sender.clone();
-            async move {
-                sender.send(delivery).map_err(|e| anyhow::anyhow!("{e}"))?;
-                Ok(())
-            }
-        },
-        shutdown.clone(),
-    ));
+    let (task, mut received) = forward_deliveries(consumer, &shutdown);
     let delivery =
         tokio::time::timeout(Duration::from_secs(10), received.recv()).await.expect("in time").expect("delivery");
     assert_eq!(delivery.payload, b"committed");
@@ -57,6 +66,41 @@ async fn committed_events_reach_consumers_and_rolled_back_ones_do_not() {
     assert!(events::first_delivery(&mut tx, "interaction", &delivery.event_id).await.expect("first"));
     assert!(!events::first_delivery(&mut tx, "interaction", &delivery.event_id).await.expect("again"));
     tx.commit().await.expect("commit");
+    pool.close().await;
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_batch_is_published_in_its_order_only_when_committed() {
+    let env = TestEnv::start(&[]).await;
+    let pool = env.pool("identification").await;
+    let redis = env.redis();
+
+    let mut tx = pool.begin().await.expect("tx");
+    events::enqueue_many(&mut tx, &[("customer.merged", b"rolled back".as_slice())]).await.expect("enqueue");
+    tx.rollback().await.expect("rollback");
+    let batch: Vec<(&str, Vec<u8>)> = vec![
+        ("customer.merged", b"merge 1".to_vec()),
+        ("consent.changed", b"consent 1".to_vec()),
+        ("customer.merged", b"merge 2".to_vec()),
+    ];
+    let mut tx = pool.begin().await.expect("tx");
+    events::enqueue_many(&mut tx, &batch).await.expect("enqueue many");
+    events::enqueue_many::<&str, &[u8]>(&mut tx, &[]).await.expect("an empty batch");
+    tx.commit().await.expect("commit");
+
+    let relay = OutboxRelay::new(pool.clone(), redis.clone(), "identification");
+    assert_eq!(relay.relay_batch(100).await.expect("relay"), 3, "the committed batch only");
+    let mut conn = redis.connection();
+    let payloads = |entries: redis::streams::StreamRangeReply| -> Vec<Vec<u8>> {
+        entries.ids.iter().map(|entry| entry.get::<Vec<u8>>("payload").expect("payload")).collect()
+    };
+    let merged: redis::streams::StreamRangeReply =
+        conn.xrange_all(redis.key("stream:customer.merged")).await.expect("xrange");
+    assert_eq!(payloads(merged), [b"merge 1".to_vec(), b"merge 2".to_vec()], "in the order given");
+    let changed: redis::streams::StreamRangeReply =
+        conn.xrange_all(redis.key("stream:consent.changed")).await.expect("xrange");
+    assert_eq!(payloads(changed), [b"consent 1".to_vec()]);
     pool.close().await;
     env.cleanup().await;
 }
@@ -114,19 +158,9 @@ async fn events_are_published_again_when_redis_loses_its_streams() {
 
     enqueue_committed(&pool, "customer.erased", b"erase c-1").await;
 
-    let (sender, mut received) = tokio::sync::mpsc::unbounded_channel();
     let mut consumer = Consumer::new(redis.clone(), "customer.erased", "interaction", "test-1");
     consumer.options.block = Duration::from_millis(100);
-    let consumer_task = tokio::spawn(consumer.run(
-        move |delivery| {
-            let sender = sender.clone();
-            async move {
-                sender.send(delivery).map_err(|e| anyhow::anyhow!("{e}"))?;
-                Ok(())
-            }
-        },
-        shutdown.clone(),
-    ));
+    let (consumer_task, mut received) = forward_deliveries(consumer, &shutdown);
     let first = tokio::time::timeout(Duration::from_secs(10), received.recv()).await.expect("in time").expect("event");
 
     // Redis restarts empty: streams, groups and the epoch marker are gone.

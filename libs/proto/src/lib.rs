@@ -53,6 +53,11 @@ pub fn required_scope(path: &str) -> Option<&'static str> {
     METHOD_SCOPES.binary_search_by(|(p, _)| (*p).cmp(path)).ok().map(|i| METHOD_SCOPES[i].1)
 }
 
+/// Whether an RPC path takes a client stream (a bulk upload).
+pub fn is_client_streaming(path: &str) -> bool {
+    CLIENT_STREAMING_METHODS.binary_search(&path).is_ok()
+}
+
 /// Fully qualified names of the four IDIC gRPC services.
 pub const SERVICE_NAMES: [&str; 4] = [
     "idic.identification.v1.IdentificationService",

@@ -10,15 +10,11 @@
 use std::{collections::HashMap, net::SocketAddr, time::Duration};
 
 use idic::{IdicConfig, Target};
+pub use idic_platform::client::Bearer;
 use idic_platform::{config::ApiKey, db, redis::Redis};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tonic::{
-    Request, Status,
-    metadata::MetadataValue,
-    service::{Interceptor, interceptor::InterceptedService},
-    transport::Channel,
-};
+use tonic::{service::interceptor::InterceptedService, transport::Channel};
 
 /// Tokens the test servers accept, one per kind of caller tests need.
 pub mod tokens {
@@ -171,7 +167,8 @@ impl TestEnv {
 
     /// A channel to `target` that presents `token` on every call.
     pub async fn authorized(&self, target: Target, token: &str) -> InterceptedService<Channel, Bearer> {
-        InterceptedService::new(self.channel(target).await, Bearer::new(token))
+        let bearer = Bearer::new(token).unwrap_or_else(|e| panic!("token {token:?}: {e}"));
+        InterceptedService::new(self.channel(target).await, bearer)
     }
 
     /// The configuration the servers run with (database URL, Redis prefix, ...).
@@ -229,23 +226,5 @@ impl Drop for TestEnv {
             });
         })
         .join();
-    }
-}
-
-/// Interceptor presenting a bearer token.
-#[derive(Clone)]
-pub struct Bearer(MetadataValue<tonic::metadata::Ascii>);
-
-impl Bearer {
-    /// Presents `token`.
-    pub fn new(token: &str) -> Self {
-        Self(format!("Bearer {token}").parse().unwrap_or_else(|e| panic!("token header: {e}")))
-    }
-}
-
-impl Interceptor for Bearer {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        request.metadata_mut().insert("authorization", self.0.clone());
-        Ok(request)
     }
 }

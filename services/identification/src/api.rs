@@ -1,7 +1,13 @@
 //! The gRPC edge of identification: validates requests, converts proto ⇄ domain,
 //! applies masking, and maps errors to `tonic::Status`. No SQL here.
 
+mod cleansing_rpcs;
 pub mod convert;
+mod customer_rpcs;
+mod erasure_rpcs;
+mod identifier_rpcs;
+mod merge_rpcs;
+mod resolution_rpcs;
 
 use std::sync::Arc;
 
@@ -26,13 +32,14 @@ use crate::{
     domain::consent::{self, Channel, ConsentRecord, Decision},
     domain::{
         BirthDate, Customer, CustomerId, CustomerKind, CustomerRole, CustomerState, IdentifierKind, NewCustomer,
-        identifier, masking,
+        identifier, identifier_limits, masking,
     },
     domain::{
         drip,
         facts::{self, Fact, FactKey, FactValue, ValueType},
     },
-    store::{Created, FactProvenance, NewConsent, Store, consent_record_name, fact_name},
+    match_index::MatchIndex,
+    store::{Created, FactProvenance, NewConsent, Store, consent_record_name, erasure::erasure_name, fact_name},
 };
 
 /// Most identifiers one request may attach to a customer.
@@ -48,13 +55,20 @@ pub struct IdentificationApi {
     store: Store,
     cache: CustomerCache,
     jobs: Jobs,
+    index: MatchIndex,
     config: Arc<IdentificationConfig>,
 }
 
 impl IdentificationApi {
     /// The service over its store, cache and jobs, with its settings.
-    pub fn new(store: Store, cache: CustomerCache, jobs: Jobs, config: IdentificationConfig) -> Self {
-        Self { store, cache, jobs, config: Arc::new(config) }
+    pub fn new(
+        store: Store,
+        cache: CustomerCache,
+        jobs: Jobs,
+        index: MatchIndex,
+        config: IdentificationConfig,
+    ) -> Self {
+        Self { store, cache, jobs, index, config: Arc::new(config) }
     }
 
     /// Provenance of facts from `source`, trusted unless the source is configured untrusted.
@@ -69,6 +83,16 @@ impl IdentificationApi {
             source,
             channel: convert::channel_to_proto(channel).as_str_name().to_owned(),
             observe_time,
+        }
+    }
+
+    /// After customers changed: their cached profiles are dropped and their match
+    /// records reloaded (other replicas learn of it through the change feed).
+    async fn changed(&self, ids: &[CustomerId]) {
+        self.cache.invalidate(ids).await;
+        if let Err(error) = self.index.refresh(ids).await {
+            // The change feed brings the index up to date shortly.
+            tracing::warn!(%error, "match index refresh failed");
         }
     }
 
@@ -96,6 +120,149 @@ fn caller<T>(request: &Request<T>) -> ApiResult<Arc<Caller>> {
 
 #[tonic::async_trait]
 impl IdentificationService for IdentificationApi {
+    // ---- RPCs whose bodies live in their own modules
+
+    async fn list_customers(
+        &self,
+        request: Request<pb::ListCustomersRequest>,
+    ) -> Result<Response<pb::ListCustomersResponse>, Status> {
+        Ok(Response::new(customer_rpcs::list(self, request).await?))
+    }
+
+    async fn update_customer(
+        &self,
+        request: Request<pb::UpdateCustomerRequest>,
+    ) -> Result<Response<pb::Customer>, Status> {
+        Ok(Response::new(customer_rpcs::update(self, request).await?))
+    }
+
+    async fn add_identifier(
+        &self,
+        request: Request<pb::AddIdentifierRequest>,
+    ) -> Result<Response<pb::CustomerIdentifier>, Status> {
+        Ok(Response::new(identifier_rpcs::add(self, request).await?))
+    }
+
+    async fn remove_identifier(
+        &self,
+        request: Request<pb::RemoveIdentifierRequest>,
+    ) -> Result<Response<pb::CustomerIdentifier>, Status> {
+        Ok(Response::new(identifier_rpcs::remove(self, request).await?))
+    }
+
+    async fn list_identifiers(
+        &self,
+        request: Request<pb::ListIdentifiersRequest>,
+    ) -> Result<Response<pb::ListIdentifiersResponse>, Status> {
+        Ok(Response::new(identifier_rpcs::list(self, request).await?))
+    }
+
+    async fn create_identifier_rule(
+        &self,
+        request: Request<pb::CreateIdentifierRuleRequest>,
+    ) -> Result<Response<pb::IdentifierRule>, Status> {
+        Ok(Response::new(identifier_rpcs::create_rule(self, request).await?))
+    }
+
+    async fn list_identifier_rules(
+        &self,
+        request: Request<pb::ListIdentifierRulesRequest>,
+    ) -> Result<Response<pb::ListIdentifierRulesResponse>, Status> {
+        Ok(Response::new(identifier_rpcs::list_rules(self, request).await?))
+    }
+
+    async fn delete_identifier_rule(
+        &self,
+        request: Request<pb::DeleteIdentifierRuleRequest>,
+    ) -> Result<Response<pb::DeleteIdentifierRuleResponse>, Status> {
+        Ok(Response::new(identifier_rpcs::delete_rule(self, request).await?))
+    }
+
+    async fn merge_customers(
+        &self,
+        request: Request<pb::MergeCustomersRequest>,
+    ) -> Result<Response<pb::MergeCustomersResponse>, Status> {
+        Ok(Response::new(merge_rpcs::merge(self, request).await?))
+    }
+
+    async fn unmerge_customer(
+        &self,
+        request: Request<pb::UnmergeCustomerRequest>,
+    ) -> Result<Response<pb::UnmergeCustomerResponse>, Status> {
+        Ok(Response::new(merge_rpcs::unmerge(self, request).await?))
+    }
+
+    async fn list_merge_candidates(
+        &self,
+        request: Request<pb::ListMergeCandidatesRequest>,
+    ) -> Result<Response<pb::ListMergeCandidatesResponse>, Status> {
+        Ok(Response::new(merge_rpcs::list_candidates(self, request).await?))
+    }
+
+    async fn get_merge_candidate(
+        &self,
+        request: Request<pb::GetMergeCandidateRequest>,
+    ) -> Result<Response<pb::MergeCandidate>, Status> {
+        Ok(Response::new(merge_rpcs::get_candidate(self, request).await?))
+    }
+
+    async fn accept_merge_candidate(
+        &self,
+        request: Request<pb::AcceptMergeCandidateRequest>,
+    ) -> Result<Response<pb::MergeCandidate>, Status> {
+        Ok(Response::new(merge_rpcs::accept_candidate(self, request).await?))
+    }
+
+    async fn reject_merge_candidate(
+        &self,
+        request: Request<pb::RejectMergeCandidateRequest>,
+    ) -> Result<Response<pb::MergeCandidate>, Status> {
+        Ok(Response::new(merge_rpcs::reject_candidate(self, request).await?))
+    }
+
+    async fn erase_customer(
+        &self,
+        request: Request<pb::EraseCustomerRequest>,
+    ) -> Result<Response<pb::ErasureReceipt>, Status> {
+        Ok(Response::new(erasure_rpcs::erase(self, request).await?))
+    }
+
+    async fn get_erasure_receipt(
+        &self,
+        request: Request<pb::GetErasureReceiptRequest>,
+    ) -> Result<Response<pb::ErasureReceipt>, Status> {
+        Ok(Response::new(erasure_rpcs::get_receipt(self, request).await?))
+    }
+
+    async fn resolve_customer(
+        &self,
+        request: Request<pb::ResolveCustomerRequest>,
+    ) -> Result<Response<pb::ResolveCustomerResponse>, Status> {
+        Ok(Response::new(resolution_rpcs::resolve(self, request).await?))
+    }
+
+    async fn start_cleansing(
+        &self,
+        request: Request<pb::StartCleansingRequest>,
+    ) -> Result<Response<common::Job>, Status> {
+        Ok(Response::new(cleansing_rpcs::start(self, request).await?))
+    }
+
+    async fn list_duplicate_clusters(
+        &self,
+        request: Request<pb::ListDuplicateClustersRequest>,
+    ) -> Result<Response<pb::ListDuplicateClustersResponse>, Status> {
+        Ok(Response::new(cleansing_rpcs::list_clusters(self, request).await?))
+    }
+
+    async fn import_customers(
+        &self,
+        request: Request<tonic::Streaming<pb::ImportCustomersRequest>>,
+    ) -> Result<Response<pb::ImportCustomersResponse>, Status> {
+        Ok(Response::new(resolution_rpcs::import(self, request).await?))
+    }
+
+    // ---- RPCs written here
     async fn create_customer(
         &self,
         request: Request<pb::CreateCustomerRequest>,
@@ -117,6 +284,15 @@ impl IdentificationService for IdentificationApi {
         };
         violations.finish()?;
         let new_customer = new_customer.ok_or_else(|| ApiError::invalid("customer", "is invalid"))?;
+        let limit = |kind| self.config.identifier_limits.of(kind);
+        if let Some(i) = identifier_limits::first_over_limit(&new_customer.identifiers, limit) {
+            let kind = new_customer.identifiers[i].kind;
+            return Err(ApiError::invalid(
+                format!("customer.identifiers[{i}]"),
+                format!("a customer holds at most {} {} identifier(s)", limit(kind), kind.as_str()),
+            )
+            .into());
+        }
         let provenance = self.fact_provenance(source, channel, observe_time);
         let hash = idempotency::request_hash(&encoded);
         let created = self
@@ -124,7 +300,11 @@ impl IdentificationService for IdentificationApi {
             .create_customer(&new_customer, &provenance, &caller.name, request_id.map(|id| (id, hash.as_slice())))
             .await?;
         let id = match created {
-            Created::New(id) | Created::Replayed(id) => id,
+            Created::New(id) => {
+                self.changed(&[id]).await;
+                id
+            }
+            Created::Replayed(id) => id,
         };
         let customer = self.load_customer(id).await?;
         Ok(Response::new(customer_to_proto(&customer, caller.has_scope("pii.read"))))
@@ -188,24 +368,7 @@ impl IdentificationService for IdentificationApi {
         if facts.is_empty() || facts.len() > MAX_FACTS {
             v.add("facts", format!("give 1 to {MAX_FACTS} facts"));
         }
-        let mut inputs: Vec<(FactKey, FactValue)> = Vec::with_capacity(facts.len());
-        for (i, fact) in facts.into_iter().enumerate() {
-            let pb::ProfileFactInput { key, value } = fact;
-            let key = match FactKey::parse(&key) {
-                Ok(k) => k,
-                Err(why) => {
-                    v.add(format!("facts[{i}].key"), why);
-                    continue;
-                }
-            };
-            if inputs.iter().any(|(k, _)| *k == key) {
-                v.add(format!("facts[{i}].key"), "a key may appear once per request");
-                continue;
-            }
-            if let Some(value) = v.check(&format!("facts[{i}]"), fact_value_from_proto(&key, value, now)) {
-                inputs.push((key, value));
-            }
-        }
+        let inputs = fact_inputs_from_proto(facts, now, &mut v);
         let (source, channel, observe_time) =
             v.check("provenance", provenance_from_proto(provenance, &caller.name, now)).unwrap_or_default();
         let request_id = v.check("", validate::request_id(&request_id, "request_id")).flatten();
@@ -218,7 +381,7 @@ impl IdentificationService for IdentificationApi {
             .store
             .record_facts(customer, &inputs, &provenance, &caller.name, request_id.map(|id| (id, hash.as_slice())))
             .await?;
-        self.cache.invalidate(&[customer]).await;
+        self.changed(&[customer]).await;
         let all = self.store.facts(customer, "").await?;
         let pii = caller.has_scope("pii.read");
         let facts = stored
@@ -464,18 +627,7 @@ impl IdentificationService for IdentificationApi {
         let size = v.check("", paging::page_size(page_size, "page_size"));
         let purpose = v.check("", convert::optional_purpose_from_proto(purpose, "purpose")).flatten();
         let channel = v.check("", convert::channel_from_proto(channel, "channel")).flatten();
-        let (start, end) = period.map_or((None, None), |p| {
-            let mut bound = |t: Option<prost_types::Timestamp>, field: &str| {
-                t.and_then(|t| {
-                    let parsed = from_timestamp(&t);
-                    if parsed.is_none() {
-                        v.add(format!("period.{field}"), "is not a valid time");
-                    }
-                    parsed
-                })
-            };
-            (bound(p.start_time, "start_time"), bound(p.end_time, "end_time"))
-        });
+        let (start, end) = v.check("period", period_from_proto(period)).unwrap_or_default();
         let filter = format!("{parent}|{purpose:?}|{channel:?}|{start:?}|{end:?}");
         let cursor = v.check("", paging::decode_page_token(&page_token, &filter, "page_token")).flatten();
         v.finish()?;
@@ -536,6 +688,33 @@ fn provenance_from_proto(
 }
 
 /// A proto fact value for `key`, checked; `None` (unset) clears the key.
+/// Facts as sent (each key at most once), checked; violations name `facts[i]...`.
+fn fact_inputs_from_proto(
+    facts: Vec<pb::ProfileFactInput>,
+    now: chrono::DateTime<Utc>,
+    v: &mut Violations,
+) -> Vec<(FactKey, FactValue)> {
+    let mut inputs: Vec<(FactKey, FactValue)> = Vec::with_capacity(facts.len());
+    for (i, fact) in facts.into_iter().enumerate() {
+        let pb::ProfileFactInput { key, value } = fact;
+        let key = match FactKey::parse(&key) {
+            Ok(k) => k,
+            Err(why) => {
+                v.add(format!("facts[{i}].key"), why);
+                continue;
+            }
+        };
+        if inputs.iter().any(|(k, _)| *k == key) {
+            v.add(format!("facts[{i}].key"), "a key may appear once per request");
+            continue;
+        }
+        if let Some(value) = v.check(&format!("facts[{i}]"), fact_value_from_proto(&key, value, now)) {
+            inputs.push((key, value));
+        }
+    }
+    inputs
+}
+
 fn fact_value_from_proto(
     key: &FactKey,
     value: Option<pb::FactValue>,
@@ -549,16 +728,7 @@ fn fact_value_from_proto(
         Some(Kind::DoubleValue(d)) => FactValue::Double(d),
         Some(Kind::BoolValue(b)) => FactValue::Bool(b),
         Some(Kind::DateValue(d)) => {
-            let year = match d.year {
-                0 => None,
-                y => Some(u16::try_from(y).map_err(|_| ApiError::invalid("value.date_value", "invalid year"))?),
-            };
-            let (Ok(month), Ok(day)) = (u8::try_from(d.month), u8::try_from(d.day)) else {
-                return Err(ApiError::invalid("value.date_value", "is not a valid date"));
-            };
-            FactValue::Date(
-                BirthDate::new(year, month, day, now).map_err(|why| ApiError::invalid("value.date_value", why))?,
-            )
+            FactValue::Date(date_from_proto(&d, now).map_err(|why| ApiError::invalid("value.date_value", why))?)
         }
         Some(Kind::Declined(_)) => FactValue::Declined,
     };
@@ -675,59 +845,27 @@ fn new_customer_from_proto(customer: pb::Customer) -> ApiResult<NewCustomer> {
         pii_masked: _,
     } = customer;
     let mut v = Violations::new();
-    let kind = match pb::CustomerKind::try_from(kind) {
-        Ok(pb::CustomerKind::Person) => Some(CustomerKind::Person),
-        Ok(pb::CustomerKind::Organization) => Some(CustomerKind::Organization),
-        Ok(pb::CustomerKind::Unspecified) => {
+    let kind = v.check("", customer_kind_from_proto(kind)).and_then(|kind| {
+        if kind.is_none() {
             v.add("kind", "is required: CUSTOMER_KIND_PERSON or CUSTOMER_KIND_ORGANIZATION");
-            None
         }
-        Err(_) => {
-            v.add("kind", format!("{kind} is not a CustomerKind"));
-            None
-        }
-    };
-    let mut domain_roles = Vec::new();
-    for (i, role) in roles.iter().enumerate() {
-        match pb::CustomerRole::try_from(*role) {
-            Ok(pb::CustomerRole::Distributor) => domain_roles.push(CustomerRole::Distributor),
-            Ok(pb::CustomerRole::Partner) => domain_roles.push(CustomerRole::Partner),
-            _ => v.add(format!("roles[{i}]"), "must be DISTRIBUTOR or PARTNER"),
-        }
-    }
-    for (field, value, max) in [
-        ("display_name", &display_name, 300),
-        ("given_name", &given_name, 200),
-        ("family_name", &family_name, 200),
-        ("preferred_name", &preferred_name, 200),
-        ("organization_name", &organization_name, 300),
-        ("job_title", &job_title, 200),
-        ("preferred_language", &preferred_language, 35),
-        ("time_zone", &time_zone, 64),
-    ] {
-        v.check("", validate::max_chars(value, max, field));
-        if value.chars().any(char::is_control) {
-            v.add(field, "must not contain control characters");
-        }
-    }
-    let birth_date = birth_date.and_then(|d| {
-        let year = match d.year {
-            0 => Some(None),
-            y if (1..=i32::from(u16::MAX)).contains(&y) => Some(Some(y as u16)),
-            _ => None,
-        };
-        let (Some(year), Ok(month), Ok(day)) = (year, u8::try_from(d.month), u8::try_from(d.day)) else {
-            v.add("birth_date", "is not a valid date");
-            return None;
-        };
-        match BirthDate::new(year, month, day, Utc::now()) {
-            Ok(b) => Some(b),
-            Err(why) => {
-                v.add("birth_date", why);
-                None
-            }
-        }
+        kind
     });
+    let domain_roles = v.check("", roles_from_proto(&roles)).unwrap_or_default();
+    for (field, value) in [
+        ("display_name", &display_name),
+        ("given_name", &given_name),
+        ("family_name", &family_name),
+        ("preferred_name", &preferred_name),
+        ("organization_name", &organization_name),
+        ("job_title", &job_title),
+        ("preferred_language", &preferred_language),
+        ("time_zone", &time_zone),
+    ] {
+        v.check("", check_customer_text(field, value));
+    }
+    let birth_date =
+        birth_date.and_then(|d| date_from_proto(&d, Utc::now()).map_err(|why| v.add("birth_date", why)).ok());
     if identifiers.len() > MAX_IDENTIFIERS {
         v.add("identifiers", format!("at most {MAX_IDENTIFIERS} identifiers"));
     }
@@ -742,19 +880,8 @@ fn new_customer_from_proto(customer: pb::Customer) -> ApiResult<NewCustomer> {
             }
         }
     }
-    let parent = if parent_customer.is_empty() {
-        None
-    } else {
-        v.check("", validate::resource_id(&parent_customer, "customers", "parent_customer")).map(CustomerId)
-    };
-    let preferred_channel = match common::Channel::try_from(preferred_channel) {
-        Ok(common::Channel::Unspecified) => String::new(),
-        Ok(channel) => channel.as_str_name().to_owned(),
-        Err(_) => {
-            v.add("preferred_channel", format!("{preferred_channel} is not a Channel"));
-            String::new()
-        }
-    };
+    let parent = v.check("", parent_from_proto(&parent_customer)).flatten();
+    let preferred_channel = v.check("", preferred_channel_from_proto(preferred_channel)).unwrap_or_default();
     v.finish()?;
     let kind = kind.ok_or_else(|| ApiError::invalid("kind", "is required"))?;
     let new_customer = NewCustomer {
@@ -774,6 +901,113 @@ fn new_customer_from_proto(customer: pb::Customer) -> ApiResult<NewCustomer> {
         preferred_channel,
     };
     new_customer.finish().map_err(|e| ApiError::InvalidArgument(vec![FieldViolation::new(e.field, e.description)]))
+}
+
+/// The text fields of a Customer a caller writes, with their longest value in characters.
+const CUSTOMER_TEXT_FIELDS: &[(&str, usize)] = &[
+    ("display_name", 300),
+    ("given_name", 200),
+    ("family_name", 200),
+    ("preferred_name", 200),
+    ("organization_name", 300),
+    ("job_title", 200),
+    ("preferred_language", 35),
+    ("time_zone", 64),
+];
+
+/// Checks the value of a Customer text field (one of [`CUSTOMER_TEXT_FIELDS`]): not too
+/// long, no control characters.
+fn check_customer_text(field: &str, value: &str) -> ApiResult<()> {
+    let max = CUSTOMER_TEXT_FIELDS.iter().find(|(name, _)| *name == field).map_or(0, |(_, max)| *max);
+    validate::max_chars(value, max, field)?;
+    if value.chars().any(char::is_control) {
+        return Err(ApiError::invalid(field, "must not contain control characters"));
+    }
+    Ok(())
+}
+
+/// A proto customer kind; `None` for UNSPECIFIED, INVALID_ARGUMENT on `kind` for an
+/// unknown value.
+fn customer_kind_from_proto(kind: i32) -> ApiResult<Option<CustomerKind>> {
+    match pb::CustomerKind::try_from(kind) {
+        Ok(pb::CustomerKind::Unspecified) => Ok(None),
+        Ok(pb::CustomerKind::Person) => Ok(Some(CustomerKind::Person)),
+        Ok(pb::CustomerKind::Organization) => Ok(Some(CustomerKind::Organization)),
+        Err(_) => Err(ApiError::invalid("kind", format!("{kind} is not a CustomerKind"))),
+    }
+}
+
+/// Proto roles, sorted and without repeats; each unknown or UNSPECIFIED one is a
+/// violation of `roles[i]`.
+fn roles_from_proto(roles: &[i32]) -> ApiResult<Vec<CustomerRole>> {
+    let mut v = Violations::new();
+    let mut checked = Vec::with_capacity(roles.len());
+    for (i, role) in roles.iter().enumerate() {
+        match pb::CustomerRole::try_from(*role) {
+            Ok(pb::CustomerRole::Distributor) => checked.push(CustomerRole::Distributor),
+            Ok(pb::CustomerRole::Partner) => checked.push(CustomerRole::Partner),
+            _ => v.add(format!("roles[{i}]"), "must be DISTRIBUTOR or PARTNER"),
+        }
+    }
+    v.finish()?;
+    checked.sort();
+    checked.dedup();
+    Ok(checked)
+}
+
+/// A proto date as a real calendar day (year 0: unknown) not after `now`; the error
+/// says what is wrong.
+fn date_from_proto(date: &pb::Date, now: chrono::DateTime<Utc>) -> Result<BirthDate, String> {
+    const INVALID: &str = "is not a valid date";
+    let year = match date.year {
+        0 => None,
+        y => Some(u16::try_from(y).map_err(|_| INVALID)?),
+    };
+    let (Ok(month), Ok(day)) = (u8::try_from(date.month), u8::try_from(date.day)) else {
+        return Err(INVALID.to_owned());
+    };
+    BirthDate::new(year, month, day, now).map_err(str::to_owned)
+}
+
+/// A parent customer's name; `None` when empty, INVALID_ARGUMENT on `parent_customer`
+/// when malformed.
+fn parent_from_proto(parent_customer: &str) -> ApiResult<Option<CustomerId>> {
+    if parent_customer.is_empty() {
+        return Ok(None);
+    }
+    validate::resource_id(parent_customer, "customers", "parent_customer").map(|id| Some(CustomerId(id)))
+}
+
+/// A preferred channel as a customer stores it (the proto name, empty for UNSPECIFIED);
+/// INVALID_ARGUMENT on `preferred_channel` for an unknown value.
+fn preferred_channel_from_proto(channel: i32) -> ApiResult<String> {
+    match common::Channel::try_from(channel) {
+        Ok(common::Channel::Unspecified) => Ok(String::new()),
+        Ok(channel) => Ok(channel.as_str_name().to_owned()),
+        Err(_) => Err(ApiError::invalid("preferred_channel", format!("{channel} is not a Channel"))),
+    }
+}
+
+/// The bounds of a period: from its start (inclusive) to its end (exclusive), each optional.
+type TimeBounds = (Option<chrono::DateTime<Utc>>, Option<chrono::DateTime<Utc>>);
+
+/// The bounds of a proto period; INVALID_ARGUMENT on `start_time` or `end_time` for an
+/// invalid time.
+fn period_from_proto(period: Option<common::Period>) -> ApiResult<TimeBounds> {
+    let Some(common::Period { start_time, end_time }) = period else { return Ok((None, None)) };
+    let mut v = Violations::new();
+    let mut bound = |t: Option<prost_types::Timestamp>, field: &str| {
+        t.and_then(|t| {
+            let parsed = from_timestamp(&t);
+            if parsed.is_none() {
+                v.add(field, "is not a valid time");
+            }
+            parsed
+        })
+    };
+    let bounds = (bound(start_time, "start_time"), bound(end_time, "end_time"));
+    v.finish()?;
+    Ok(bounds)
 }
 
 /// A proto identifier, normalised; violations name `kind`, `namespace` or `value`.
@@ -865,8 +1099,7 @@ fn customer_to_proto(customer: &Customer, pii: bool) -> pb::Customer {
             CustomerState::Erased => pb::CustomerState::Erased,
         } as i32,
         merged_into: customer.merged_into.map(|m| m.resource_name()).unwrap_or_default(),
-        // Erasure receipts arrive with the erasure feature.
-        erasure: String::new(),
+        erasure: customer.erasure.map(erasure_name).unwrap_or_default(),
         create_time: Some(timestamp(customer.create_time)),
         update_time: Some(timestamp(customer.update_time)),
         etag: format!("v{}", customer.version),

@@ -1,13 +1,21 @@
 //! SQL of the identification schema: customers, their identifiers, profile facts and
 //! the consent ledger.
 
+pub mod cleansing;
+pub mod customers;
+pub mod erasure;
+pub mod identifiers;
+pub mod merges;
+pub mod resolution;
+pub mod subjects;
+
 use chrono::{DateTime, Utc};
 use idic_platform::{
     ApiError, ApiResult, FieldViolation,
     audit::{self, AuditRecord},
     idempotency,
 };
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::domain::{
@@ -43,10 +51,19 @@ struct CustomerRow {
     time_zone: String,
     preferred_channel: String,
     merged_into: Option<Uuid>,
+    erasure: Option<Uuid>,
     version: i64,
     create_time: DateTime<Utc>,
     update_time: DateTime<Utc>,
 }
+
+/// The columns of a [`CustomerRow`], selected `FROM customers`: an erased customer's
+/// erasure (itself erased, or merged into the erased one) comes with it.
+const CUSTOMER_COLUMNS: &str = "id, kind, state, roles, display_name, given_name, family_name, preferred_name, \
+     organization_name, birth_year, birth_month, birth_day, parent_id, job_title, preferred_language, time_zone, \
+     preferred_channel, merged_into, version, create_time, update_time, \
+     CASE WHEN state = 'erased' THEN (SELECT e.id FROM erasures e \
+         WHERE e.customer_id = customers.id OR e.merged_customer_ids @> ARRAY[customers.id] LIMIT 1) END AS erasure";
 
 /// Outcome of an idempotent create.
 #[derive(Debug)]
@@ -85,68 +102,7 @@ impl Store {
             let id = Uuid::from_slice(&bytes).map_err(|e| anyhow::anyhow!("stored response: {e}"))?;
             return Ok(Created::Replayed(CustomerId(id)));
         }
-        self.check_identifiers_free(&mut tx, &customer.identifiers).await?;
-        if let Some(parent) = customer.parent {
-            let kind: Option<(String, String)> = sqlx::query_as("SELECT kind, state FROM customers WHERE id = $1")
-                .bind(parent.0)
-                .fetch_optional(&mut *tx)
-                .await?;
-            match kind {
-                None => return Err(ApiError::NotFound(parent.resource_name())),
-                Some((kind, state)) if kind != "organization" || state != "active" => {
-                    return Err(ApiError::FailedPrecondition(format!(
-                        "parent_customer {} is not an active organization",
-                        parent.resource_name()
-                    )));
-                }
-                Some(_) => {}
-            }
-        }
-        let id = CustomerId::generate();
-        let birth = customer.birth_date;
-        sqlx::query(
-            "INSERT INTO customers (id, kind, roles, display_name, given_name, family_name, preferred_name, \
-             organization_name, birth_year, birth_month, birth_day, parent_id, job_title, preferred_language, \
-             time_zone, preferred_channel) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-        )
-        .bind(id.0)
-        .bind(customer.kind.as_str())
-        .bind(customer.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>())
-        .bind(&customer.display_name)
-        .bind(&customer.given_name)
-        .bind(&customer.family_name)
-        .bind(&customer.preferred_name)
-        .bind(&customer.organization_name)
-        .bind(birth.and_then(|b| b.year).map(|y| y as i16))
-        .bind(birth.map(|b| i16::from(b.month)))
-        .bind(birth.map(|b| i16::from(b.day)))
-        .bind(customer.parent.map(|p| p.0))
-        .bind(&customer.job_title)
-        .bind(&customer.preferred_language)
-        .bind(&customer.time_zone)
-        .bind(&customer.preferred_channel)
-        .execute(&mut *tx)
-        .await?;
-        let kinds: Vec<&str> = customer.identifiers.iter().map(|i| i.kind.as_str()).collect();
-        let namespaces: Vec<&str> = customer.identifiers.iter().map(|i| i.namespace.as_str()).collect();
-        let values: Vec<&str> = customer.identifiers.iter().map(|i| i.value.as_str()).collect();
-        sqlx::query(
-            "INSERT INTO identifiers (customer_id, kind, namespace, value, source) \
-             SELECT $1, k, n, v, $5 FROM UNNEST($2::text[], $3::text[], $4::text[]) AS t(k, n, v)",
-        )
-        .bind(id.0)
-        .bind(&kinds)
-        .bind(&namespaces)
-        .bind(&values)
-        .bind(&provenance.source)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| unique_violation_as_conflict(e, "an identifier is already held by another customer"))?;
-        // What the customer was created with is recorded as facts, with its provenance.
-        for (key, value) in field_facts(customer) {
-            insert_fact(&mut tx, id, &key, &value, provenance, caller).await?;
-        }
+        let id = insert_customer(&mut tx, customer, provenance, caller).await?;
         if let Some((request_id, _)) = idempotency {
             idempotency::complete(&mut tx, "CreateCustomer", request_id, id.0.as_bytes()).await?;
         }
@@ -154,28 +110,44 @@ impl Store {
         Ok(Created::New(id))
     }
 
-    async fn check_identifiers_free(
-        &self,
-        tx: &mut Transaction<'_, Postgres>,
-        identifiers: &[Identifier],
-    ) -> ApiResult<()> {
-        let unique: Vec<(usize, &Identifier)> =
-            identifiers.iter().enumerate().filter(|(_, i)| i.kind != IdentifierKind::PostalAddress).collect();
+    /// Checks a new customer's identifiers against identifier rules and current holders:
+    /// a blocked value is INVALID_ARGUMENT and a unique value held by an active customer
+    /// ALREADY_EXISTS, each naming `customer.identifiers[i]`. Answers, per identifier,
+    /// whether it is shared (covered by a SHARED rule: held by many, never unique).
+    async fn check_identifiers_free(conn: &mut sqlx::PgConnection, identifiers: &[Identifier]) -> ApiResult<Vec<bool>> {
+        let rules = identifiers::rule_actions(&mut *conn, identifiers).await?;
+        if let Some(position) = rules.iter().position(|r| *r == Some(identifiers::RuleAction::Block)) {
+            return Err(ApiError::invalid(
+                format!("customer.identifiers[{position}].value"),
+                "is blocked by an identifier rule",
+            ));
+        }
+        let shared: Vec<bool> = rules.iter().map(|r| *r == Some(identifiers::RuleAction::Shared)).collect();
+        let unique: Vec<(usize, &Identifier)> = identifiers
+            .iter()
+            .zip(&shared)
+            .enumerate()
+            .filter(|(_, (id, shared))| id.kind != IdentifierKind::PostalAddress && !**shared)
+            .map(|(position, (id, _))| (position, id))
+            .collect();
         if unique.is_empty() {
-            return Ok(());
+            return Ok(shared);
         }
         let kinds: Vec<&str> = unique.iter().map(|(_, i)| i.kind.as_str()).collect();
         let namespaces: Vec<&str> = unique.iter().map(|(_, i)| i.namespace.as_str()).collect();
         let values: Vec<&str> = unique.iter().map(|(_, i)| i.value.as_str()).collect();
+        // Any active holder counts, shared ones too: customers still sharing a value whose
+        // SHARED rule was deleted keep it, but a new holder needs it to itself.
         let taken: Vec<(String, String, String)> = sqlx::query_as(
             "SELECT i.kind, i.namespace, i.value FROM identifiers i \
              JOIN UNNEST($1::text[], $2::text[], $3::text[]) AS t(k, n, v) \
-               ON i.kind = t.k AND i.namespace = t.n AND i.value = t.v",
+               ON i.kind = t.k AND i.namespace = t.n AND i.value = t.v \
+             WHERE i.state = 'active'",
         )
         .bind(&kinds)
         .bind(&namespaces)
         .bind(&values)
-        .fetch_all(&mut **tx)
+        .fetch_all(&mut *conn)
         .await?;
         if let Some((position, _)) = unique
             .iter()
@@ -186,17 +158,18 @@ impl Store {
                 "is already held by another customer",
             )));
         }
-        Ok(())
+        Ok(shared)
     }
 
-    /// The customer holding a unique identifier (postal addresses are never unique).
+    /// The customer holding a unique identifier: postal addresses and shared values
+    /// (SHARED rules) never identify anyone on their own.
     pub async fn holder(&self, identifier: &Identifier) -> ApiResult<Option<CustomerId>> {
         if identifier.kind == IdentifierKind::PostalAddress {
             return Ok(None);
         }
         let holder: Option<Uuid> = sqlx::query_scalar(
             "SELECT customer_id FROM identifiers WHERE kind = $1 AND namespace = $2 AND value = $3 \
-             AND kind <> 'postal_address'",
+             AND kind <> 'postal_address' AND state = 'active' AND NOT shared",
         )
         .bind(identifier.kind.as_str())
         .bind(&identifier.namespace)
@@ -206,22 +179,19 @@ impl Store {
         Ok(holder.map(CustomerId))
     }
 
-    /// The customer with `id`, with its identifiers.
+    /// The customer with `id`, with its identifiers (and its erasure, when erased).
     pub async fn get_customer(&self, id: CustomerId) -> ApiResult<Option<Customer>> {
-        let row: Option<CustomerRow> = sqlx::query_as(
-            "SELECT id, kind, state, roles, display_name, given_name, family_name, preferred_name, \
-             organization_name, birth_year, birth_month, birth_day, parent_id, job_title, preferred_language, \
-             time_zone, preferred_channel, merged_into, version, create_time, update_time \
-             FROM customers WHERE id = $1",
-        )
-        .bind(id.0)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row: Option<CustomerRow> =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = $1")))
+                .bind(id.0)
+                .fetch_optional(&self.pool)
+                .await?;
         let Some(row) = row else { return Ok(None) };
-        let identifiers: Vec<(String, String, String)> = sqlx::query_as(
-            "SELECT kind, namespace, value FROM identifiers WHERE customer_id = $1 \
-             ORDER BY kind, priority DESC, add_time",
-        )
+        let identifiers: Vec<(String, String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT kind, namespace, value FROM identifiers WHERE customer_id = $1 AND state = 'active' \
+             ORDER BY {}",
+            identifiers::HELD_ORDER
+        )))
         .bind(id.0)
         .fetch_all(&self.pool)
         .await?;
@@ -262,6 +232,7 @@ impl CustomerRow {
                 preferred_channel: self.preferred_channel,
             },
             merged_into: self.merged_into.map(CustomerId),
+            erasure: self.erasure,
             version: self.version,
             create_time: self.create_time,
             update_time: self.update_time,
@@ -456,13 +427,15 @@ impl Store {
         row.into_domain().ok_or_else(|| ApiError::Internal(anyhow::anyhow!("unreadable consent record {id}")))
     }
 
-    /// Every consent record of a customer (a customer has few: one per decision).
+    /// The consent records that decide a customer's consents: its own and those of the
+    /// customers merged into it (a customer has few: one per decision).
     pub async fn consent_records(&self, customer: CustomerId) -> ApiResult<Vec<ConsentRecord>> {
         let mut conn = self.pool.acquire().await?;
         consent_records_of(&mut conn, customer, None).await
     }
 
-    /// One page of a customer's ledger, newest observed first, after `cursor`.
+    /// One page of a customer's ledger (with the ledgers of the customers merged into
+    /// it), newest observed first, after `cursor`.
     pub async fn consent_history(
         &self,
         customer: CustomerId,
@@ -475,7 +448,7 @@ impl Store {
         let (after_time, after_id) = cursor.map_or((None, None), |(t, i)| (Some(t), Some(i)));
         let rows: Vec<ConsentRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {CONSENT_COLUMNS} FROM consent_records \
-             WHERE customer_id = $1 AND ($2 = '' OR purpose = $2) AND ($3 = '' OR channel IN ($3, '')) \
+             WHERE customer_id IN (SELECT merge_family($1)) AND ($2 = '' OR purpose = $2) AND ($3 = '' OR channel IN ($3, '')) \
                AND ($4::timestamptz IS NULL OR observe_time >= $4) AND ($5::timestamptz IS NULL OR observe_time < $5) \
                AND ($6::timestamptz IS NULL OR (observe_time, id) < ($6, $7)) \
              ORDER BY observe_time DESC, id DESC LIMIT $8"
@@ -494,13 +467,15 @@ impl Store {
     }
 }
 
+/// The consent records of a customer and of the customers merged into it.
 async fn consent_records_of(
     conn: &mut sqlx::PgConnection,
     customer: CustomerId,
     purpose: Option<Purpose>,
 ) -> ApiResult<Vec<ConsentRecord>> {
     let rows: Vec<ConsentRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {CONSENT_COLUMNS} FROM consent_records WHERE customer_id = $1 AND ($2 = '' OR purpose = $2) \
+        "SELECT {CONSENT_COLUMNS} FROM consent_records \
+         WHERE customer_id IN (SELECT merge_family($1)) AND ($2 = '' OR purpose = $2) \
          ORDER BY observe_time DESC, id DESC"
     )))
     .bind(customer.0)
@@ -585,27 +560,12 @@ impl Store {
             return self.facts_by_id(&ids).await;
         }
         lock_active(&mut tx, customer).await?;
-        let mut stored = Vec::with_capacity(facts.len());
-        for (i, (key, value)) in facts.iter().enumerate() {
-            check_fact_type(&mut tx, key, value).await.map_err(|e| match e {
-                ApiError::InvalidArgument(vs) => {
-                    ApiError::InvalidArgument(vs.into_iter().map(|v| v.under(&format!("facts[{i}]"))).collect())
-                }
-                e => e,
-            })?;
-            stored.push(insert_fact(&mut tx, customer, key, value, provenance, caller).await?);
-        }
-        let field_keys: Vec<&FactKey> = facts.iter().map(|(k, _)| k).filter(|k| k.field_type().is_some()).collect();
-        if !field_keys.is_empty() {
-            for key in field_keys {
-                let history = facts_of_key(&mut tx, customer, key).await?;
-                let value = facts::current(&history).map(|f| f.value.clone()).unwrap_or(FactValue::Cleared);
-                set_customer_field(&mut tx, customer, key, &value).await?;
-            }
-            sqlx::query("UPDATE customers SET version = version + 1, update_time = now() WHERE id = $1")
-                .bind(customer.0)
-                .execute(&mut *tx)
-                .await?;
+        let stored = append_facts(&mut tx, customer, facts, provenance, caller, |i, _, violations| {
+            violations.into_iter().map(|v| v.under(&format!("facts[{i}]"))).collect()
+        })
+        .await?;
+        if facts.iter().any(|(key, _)| key.field_type().is_some()) {
+            touch_customer(&mut tx, customer).await?;
         }
         if let Some((request_id, _)) = idempotency {
             let ids: Vec<i64> = stored.iter().map(|f: &Fact| f.id).collect();
@@ -664,6 +624,72 @@ impl Store {
     }
 }
 
+/// Inserts a customer with its identifiers and the facts it was created with. A
+/// unique identifier held by another customer is ALREADY_EXISTS naming
+/// `customer.identifiers[i]`; a blocked one INVALID_ARGUMENT.
+async fn insert_customer(
+    conn: &mut sqlx::PgConnection,
+    customer: &NewCustomer,
+    provenance: &FactProvenance,
+    caller: &str,
+) -> ApiResult<CustomerId> {
+    let shared = Store::check_identifiers_free(&mut *conn, &customer.identifiers).await?;
+    if let Some(parent) = customer.parent {
+        check_active_organization(&mut *conn, parent).await?;
+    }
+    let id = CustomerId::generate();
+    let birth = customer.birth_date;
+    sqlx::query(
+        "INSERT INTO customers (id, kind, roles, display_name, given_name, family_name, preferred_name, \
+             organization_name, birth_year, birth_month, birth_day, parent_id, job_title, preferred_language, \
+             time_zone, preferred_channel) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+    )
+    .bind(id.0)
+    .bind(customer.kind.as_str())
+    .bind(customer.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>())
+    .bind(&customer.display_name)
+    .bind(&customer.given_name)
+    .bind(&customer.family_name)
+    .bind(&customer.preferred_name)
+    .bind(&customer.organization_name)
+    .bind(birth.and_then(|b| b.year).map(|y| y as i16))
+    .bind(birth.map(|b| i16::from(b.month)))
+    .bind(birth.map(|b| i16::from(b.day)))
+    .bind(customer.parent.map(|p| p.0))
+    .bind(&customer.job_title)
+    .bind(&customer.preferred_language)
+    .bind(&customer.time_zone)
+    .bind(&customer.preferred_channel)
+    .execute(&mut *conn)
+    .await?;
+    let kinds: Vec<&str> = customer.identifiers.iter().map(|i| i.kind.as_str()).collect();
+    let namespaces: Vec<&str> = customer.identifiers.iter().map(|i| i.namespace.as_str()).collect();
+    let values: Vec<&str> = customer.identifiers.iter().map(|i| i.value.as_str()).collect();
+    sqlx::query(
+        "INSERT INTO identifiers (customer_id, kind, namespace, value, shared, source, channel, observe_time, \
+             last_seen_time) \
+             SELECT $1, k, n, v, s, $6, $7, $8, $8 FROM UNNEST($2::text[], $3::text[], $4::text[], $5::bool[]) \
+             AS t(k, n, v, s)",
+    )
+    .bind(id.0)
+    .bind(&kinds)
+    .bind(&namespaces)
+    .bind(&values)
+    .bind(&shared)
+    .bind(&provenance.source)
+    .bind(&provenance.channel)
+    .bind(provenance.observe_time)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| unique_violation_as_conflict(e, "an identifier is already held by another customer"))?;
+    // What the customer was created with is recorded as facts, with its provenance.
+    for (key, value) in field_facts(customer) {
+        insert_fact(&mut *conn, id, &key, &value, provenance, caller).await?;
+    }
+    Ok(id)
+}
+
 /// Locks an active customer's row for the rest of the transaction, so that concurrent
 /// writes about one customer (consent, facts) apply one after the other and each sees
 /// the other's effect; a customer merged or erased meanwhile is refused.
@@ -677,6 +703,60 @@ async fn lock_active(tx: &mut sqlx::PgConnection, customer: CustomerId) -> ApiRe
         Some("active") => Ok(()),
         Some(state) => Err(ApiError::Aborted(format!("{} was {state} meanwhile; retry", customer.resource_name()))),
     }
+}
+
+/// A parent customer must be an active organisation: NOT_FOUND when unknown,
+/// FAILED_PRECONDITION otherwise.
+async fn check_active_organization(conn: &mut sqlx::PgConnection, parent: CustomerId) -> ApiResult<()> {
+    let found: Option<(String, String)> = sqlx::query_as("SELECT kind, state FROM customers WHERE id = $1")
+        .bind(parent.0)
+        .fetch_optional(&mut *conn)
+        .await?;
+    match found {
+        None => Err(ApiError::NotFound(parent.resource_name())),
+        Some((kind, state)) if kind != "organization" || state != "active" => Err(ApiError::FailedPrecondition(
+            format!("parent_customer {} is not an active organization", parent.resource_name()),
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+/// Appends `facts` about `customer`, each checked against its key's type, then brings
+/// the customer's field columns to the current values of the field keys among them: the
+/// one path of recorded facts, whether sent as facts or as a customer update. A type
+/// mismatch is INVALID_ARGUMENT with the violations `mismatch` makes of the checker's,
+/// given the fact's position and key. Answers the stored facts in order.
+async fn append_facts(
+    tx: &mut sqlx::PgConnection,
+    customer: CustomerId,
+    facts: &[(FactKey, FactValue)],
+    provenance: &FactProvenance,
+    caller: &str,
+    mismatch: impl Fn(usize, &FactKey, Vec<FieldViolation>) -> Vec<FieldViolation>,
+) -> ApiResult<Vec<Fact>> {
+    let mut stored = Vec::with_capacity(facts.len());
+    for (i, (key, value)) in facts.iter().enumerate() {
+        check_fact_type(tx, key, value).await.map_err(|e| match e {
+            ApiError::InvalidArgument(violations) => ApiError::InvalidArgument(mismatch(i, key, violations)),
+            e => e,
+        })?;
+        stored.push(insert_fact(tx, customer, key, value, provenance, caller).await?);
+    }
+    for key in facts.iter().map(|(key, _)| key).filter(|key| key.field_type().is_some()) {
+        let history = facts_of_key(tx, customer, key).await?;
+        let value = facts::current(&history).map(|f| f.value.clone()).unwrap_or(FactValue::Cleared);
+        set_customer_field(tx, customer, key, &value).await?;
+    }
+    Ok(stored)
+}
+
+/// Marks a customer's record changed: a new version (its etag) and update time.
+async fn touch_customer(tx: &mut sqlx::PgConnection, customer: CustomerId) -> ApiResult<()> {
+    sqlx::query("UPDATE customers SET version = version + 1, update_time = now() WHERE id = $1")
+        .bind(customer.0)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
 }
 
 /// The customer fields of a new customer that hold a value, as facts.

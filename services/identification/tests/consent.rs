@@ -2,51 +2,25 @@
 //! decide the effective consent, the ledger keeps every record, each change is audited
 //! and published as `consent.changed`, and bad requests name their field.
 
-use std::time::Duration;
+mod common;
 
-use idic::Target;
-use idic_platform::events::Consumer;
+use common::{
+    Client, admin, assert_invalid, audit_entries, create, email, marketing_consent as consent, next_event, person,
+    unique_email,
+};
 use idic_proto::{
-    common::v1::{Channel, ConsentPurpose, Identifier, IdentifierKind, ListAuditEntriesRequest},
+    common::v1::{Channel, ConsentPurpose},
     identification::v1::{
-        self as pb, ConsentBasis, ConsentStatus, CreateCustomerRequest, Customer, CustomerKind, GetConsentsRequest,
-        ListConsentHistoryRequest, RecordConsentRequest, identification_service_client::IdentificationServiceClient,
+        self as pb, ConsentBasis, ConsentStatus, Customer, GetConsentsRequest, ListConsentHistoryRequest,
+        RecordConsentRequest,
     },
 };
-use idic_testkit::{Bearer, TestEnv, tokens};
-use prost::Message as _;
-use tokio_util::sync::CancellationToken;
-use tonic::{Code, service::interceptor::InterceptedService, transport::Channel as GrpcChannel};
-use tonic_types::StatusExt as _;
-
-type Client = IdentificationServiceClient<InterceptedService<GrpcChannel, Bearer>>;
+use idic_testkit::{TestEnv, tokens};
+use tonic::Code;
 
 async fn customer(client: &mut Client) -> String {
-    let customer = Customer {
-        kind: CustomerKind::Person as i32,
-        given_name: "Grace".into(),
-        family_name: "Hopper".into(),
-        identifiers: vec![Identifier {
-            kind: IdentifierKind::Email as i32,
-            value: format!("grace.{}@navy-history.org", uuid::Uuid::new_v4().simple()),
-            namespace: String::new(),
-        }],
-        ..Default::default()
-    };
-    let request = CreateCustomerRequest { customer: Some(customer), ..Default::default() };
-    client.create_customer(request).await.expect("customer").into_inner().name
-}
-
-fn consent(parent: &str, channel: Channel, status: ConsentStatus) -> RecordConsentRequest {
-    RecordConsentRequest {
-        parent: parent.to_owned(),
-        purpose: ConsentPurpose::Marketing as i32,
-        channel: channel as i32,
-        status: status as i32,
-        purpose_statement: "We email you our offers, at most twice a month.".into(),
-        evidence_reference: "form-8812".into(),
-        ..Default::default()
-    }
+    let identifiers = vec![email(&unique_email("grace@navy-history.org"))];
+    create(client, Customer { identifiers, ..person("Grace", "Hopper") }).await.name
 }
 
 async fn email_marketing(client: &mut Client, parent: &str) -> pb::Consent {
@@ -62,7 +36,7 @@ async fn email_marketing(client: &mut Client, parent: &str) -> pb::Consent {
 #[tokio::test]
 async fn grant_then_withdrawal_decides_email_marketing() {
     let env = TestEnv::monolith().await;
-    let mut client = IdentificationServiceClient::new(env.authorized(Target::Identification, tokens::ADMIN).await);
+    let mut client = admin(&env).await;
     let parent = customer(&mut client).await;
 
     let before = email_marketing(&mut client, &parent).await;
@@ -93,51 +67,32 @@ async fn grant_then_withdrawal_decides_email_marketing() {
     let statuses: Vec<i32> = history.records.iter().map(|r| r.status).collect();
     assert_eq!(statuses, [ConsentStatus::Withdrawn as i32, ConsentStatus::Granted as i32], "newest first");
 
-    let audit = client
-        .list_audit_entries(ListAuditEntriesRequest { resource: parent.clone(), ..Default::default() })
-        .await
-        .expect("audit")
-        .into_inner();
-    assert_eq!(audit.entries.len(), 2);
-    assert!(audit.entries.iter().all(|e| e.action == "RecordConsent" && e.caller == "test-admin"));
+    let audit = audit_entries(&mut client, &parent).await;
+    assert_eq!(audit.len(), 2);
+    assert!(audit.iter().all(|e| e.action == "RecordConsent" && e.caller == "test-admin"));
     env.cleanup().await;
 }
 
 #[tokio::test]
 async fn each_change_is_published_as_consent_changed() {
     let env = TestEnv::monolith().await;
-    let mut client = IdentificationServiceClient::new(env.authorized(Target::Identification, tokens::ADMIN).await);
+    let mut client = admin(&env).await;
     let parent = customer(&mut client).await;
     client.record_consent(consent(&parent, Channel::Sms, ConsentStatus::Granted)).await.expect("grant");
 
-    let (sender, mut received) = tokio::sync::mpsc::unbounded_channel();
-    let shutdown = CancellationToken::new();
-    let consumer = Consumer::new(env.redis(), "consent.changed", "interaction", "test");
-    let task = tokio::spawn(consumer.run(
-        move |delivery| {
-            let sender = sender.clone();
-            async move {
-                sender.send(pb::ConsentChanged::decode(delivery.payload.as_slice())?)?;
-                Ok(())
-            }
-        },
-        shutdown.clone(),
-    ));
-    let event = tokio::time::timeout(Duration::from_secs(10), received.recv()).await.expect("in time").expect("event");
+    let event: pb::ConsentChanged = next_event(&env, "consent.changed").await;
     assert_eq!(format!("customers/{}", event.customer_id), parent);
     assert_eq!(event.channel, Channel::Sms as i32);
     assert_eq!(event.status, ConsentStatus::Granted as i32);
     assert!(event.allowed);
     assert!(!event.event_id.is_empty());
-    shutdown.cancel();
-    task.await.expect("consumer stops");
     env.cleanup().await;
 }
 
 #[tokio::test]
 async fn a_retried_record_is_stored_once() {
     let env = TestEnv::monolith().await;
-    let mut client = IdentificationServiceClient::new(env.authorized(Target::Identification, tokens::ADMIN).await);
+    let mut client = admin(&env).await;
     let parent = customer(&mut client).await;
     let mut request = consent(&parent, Channel::Email, ConsentStatus::Granted);
     request.request_id = "consent-form-8812".into();
@@ -156,7 +111,7 @@ async fn a_retried_record_is_stored_once() {
 #[tokio::test]
 async fn bad_consent_requests_name_the_field() {
     let env = TestEnv::monolith().await;
-    let mut client = IdentificationServiceClient::new(env.authorized(Target::Identification, tokens::ADMIN).await);
+    let mut client = admin(&env).await;
     let parent = customer(&mut client).await;
     let past = prost_types::Timestamp { seconds: 1_000_000_000, nanos: 0 };
     let cases: Vec<(RecordConsentRequest, &str)> = vec![
@@ -194,21 +149,14 @@ async fn bad_consent_requests_name_the_field() {
     ];
     for (request, field) in cases {
         let status = client.record_consent(request).await.expect_err(field);
-        assert_eq!(status.code(), Code::InvalidArgument, "{field}: {}", status.message());
-        let fields: Vec<String> = status
-            .get_error_details()
-            .bad_request()
-            .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
-            .unwrap_or_default();
-        assert_eq!(fields, [field]);
+        assert_invalid(&status, &[field]);
     }
     let unknown = format!("customers/{}", uuid::Uuid::new_v4());
     let status =
         client.record_consent(consent(&unknown, Channel::Email, ConsentStatus::Granted)).await.expect_err("unknown");
     assert_eq!(status.code(), Code::NotFound);
 
-    let mut reader =
-        IdentificationServiceClient::new(env.authorized(Target::Identification, tokens::PROFILE_READER).await);
+    let mut reader = common::client(&env, tokens::PROFILE_READER).await;
     let denied =
         reader.record_consent(consent(&parent, Channel::Email, ConsentStatus::Granted)).await.expect_err("scope");
     assert_eq!(denied.code(), Code::PermissionDenied);

@@ -2,69 +2,33 @@
 //! retries, validation naming the field, unique identifiers, masking, and reads that
 //! survive Redis being down.
 
+mod common;
+
+use common::{admin, assert_invalid, client, create, create_request, email, get, person, violated_fields};
 use idic::Target;
 use idic_proto::{
-    common::v1::{Identifier, IdentifierKind},
-    identification::v1::{
-        self as pb, CreateCustomerRequest, Customer, CustomerKind, Date, GetCustomerRequest,
-        identification_service_client::IdentificationServiceClient,
-    },
+    common::v1::Identifier,
+    identification::v1::{self as pb, CreateCustomerRequest, Customer, CustomerKind, Date, GetCustomerRequest},
 };
 use idic_testkit::{TestEnv, tokens};
 use tonic::Code;
-use tonic_types::StatusExt as _;
-
-type Client = IdentificationServiceClient<
-    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, idic_testkit::Bearer>,
->;
-
-async fn client(env: &TestEnv, token: &str) -> Client {
-    IdentificationServiceClient::new(env.authorized(Target::Identification, token).await)
-}
-
-fn email(value: &str) -> Identifier {
-    Identifier { kind: IdentifierKind::Email as i32, value: value.to_owned(), namespace: String::new() }
-}
 
 fn ada(identifiers: Vec<Identifier>) -> Customer {
-    Customer {
-        kind: CustomerKind::Person as i32,
-        given_name: "Ada".into(),
-        family_name: "Lovelace".into(),
-        birth_date: Some(Date { year: 1990, month: 12, day: 10 }),
-        identifiers,
-        ..Default::default()
-    }
-}
-
-fn create(customer: Customer, request_id: &str) -> CreateCustomerRequest {
-    CreateCustomerRequest { customer: Some(customer), request_id: request_id.to_owned(), provenance: None }
-}
-
-fn violated_fields(status: &tonic::Status) -> Vec<String> {
-    status
-        .get_error_details()
-        .bad_request()
-        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
-        .unwrap_or_default()
+    Customer { birth_date: Some(Date { year: 1990, month: 12, day: 10 }), identifiers, ..person("Ada", "Lovelace") }
 }
 
 #[tokio::test]
 async fn created_customer_is_stored_and_read_back_through_the_cache() {
     let env = TestEnv::monolith().await;
-    let mut admin = client(&env, tokens::ADMIN).await;
+    let mut admin = admin(&env).await;
 
-    let created = admin
-        .create_customer(create(ada(vec![email(" Ada@Analytical-Engine.CO.UK ")]), ""))
-        .await
-        .expect("create")
-        .into_inner();
+    let created = create(&mut admin, ada(vec![email(" Ada@Analytical-Engine.CO.UK ")])).await;
     assert!(created.name.starts_with("customers/"));
     assert_eq!(created.display_name, "Ada Lovelace");
     assert_eq!(created.identifiers[0].value, "ada@analytical-engine.co.uk", "emails are normalised");
     assert_eq!(created.state, pb::CustomerState::Active as i32);
 
-    let got = admin.get_customer(GetCustomerRequest { name: created.name.clone() }).await.expect("get").into_inner();
+    let got = get(&mut admin, &created.name).await;
     assert_eq!(got, created);
 
     // Stored in Postgres (the schema of identification) ...
@@ -88,13 +52,13 @@ async fn created_customer_is_stored_and_read_back_through_the_cache() {
 #[tokio::test]
 async fn a_retried_create_with_the_same_request_id_creates_one_customer() {
     let env = TestEnv::monolith().await;
-    let mut admin = client(&env, tokens::ADMIN).await;
-    let request = create(ada(vec![email("ada.retry@analytical-engine.co.uk")]), "create-ada-1");
+    let mut admin = admin(&env).await;
+    let request = create_request(ada(vec![email("ada.retry@analytical-engine.co.uk")]), "create-ada-1");
     let first = admin.create_customer(request.clone()).await.expect("first").into_inner();
     let second = admin.create_customer(request).await.expect("retry").into_inner();
     assert_eq!(first.name, second.name);
 
-    let other = create(ada(vec![email("someone.else@analytical-engine.co.uk")]), "create-ada-1");
+    let other = create_request(ada(vec![email("someone.else@analytical-engine.co.uk")]), "create-ada-1");
     let reused = admin.create_customer(other).await.expect_err("same key, other request");
     assert_eq!(reused.code(), Code::FailedPrecondition);
 
@@ -108,7 +72,7 @@ async fn a_retried_create_with_the_same_request_id_creates_one_customer() {
 #[tokio::test]
 async fn invalid_input_is_refused_naming_each_field() {
     let env = TestEnv::monolith().await;
-    let mut admin = client(&env, tokens::ADMIN).await;
+    let mut admin = admin(&env).await;
     let cases: Vec<(Customer, Vec<&str>)> = vec![
         (ada(vec![email("bob@@example")]), vec!["customer.identifiers[0].value"]),
         (ada(vec![email("ok@analytical-engine.co.uk"), email("test@test.com")]), vec!["customer.identifiers[1].value"]),
@@ -125,16 +89,15 @@ async fn invalid_input_is_refused_naming_each_field() {
         (Customer { given_name: "x".repeat(201), ..ada(vec![]) }, vec!["customer.given_name"]),
     ];
     for (customer, expected) in cases {
-        let status = admin.create_customer(create(customer.clone(), "")).await.expect_err("must be refused");
-        assert_eq!(status.code(), Code::InvalidArgument, "{customer:?}");
-        assert_eq!(violated_fields(&status), expected, "{}", status.message());
+        let status = admin.create_customer(create_request(customer, "")).await.expect_err("must be refused");
+        assert_invalid(&status, &expected);
     }
     let missing = admin.create_customer(CreateCustomerRequest::default()).await.expect_err("no customer");
-    assert_eq!(violated_fields(&missing), ["customer"]);
-    let bad_key = admin.create_customer(create(ada(vec![]), "has spaces")).await.expect_err("bad request id");
-    assert_eq!(violated_fields(&bad_key), ["request_id"]);
+    assert_invalid(&missing, &["customer"]);
+    let bad_key = admin.create_customer(create_request(ada(vec![]), "has spaces")).await.expect_err("bad request id");
+    assert_invalid(&bad_key, &["request_id"]);
     let bad_name = admin.get_customer(GetCustomerRequest { name: "people/1".into() }).await.expect_err("bad name");
-    assert_eq!(violated_fields(&bad_name), ["name"]);
+    assert_invalid(&bad_name, &["name"]);
     let unknown = admin
         .get_customer(GetCustomerRequest { name: format!("customers/{}", uuid::Uuid::new_v4()) })
         .await
@@ -146,10 +109,10 @@ async fn invalid_input_is_refused_naming_each_field() {
 #[tokio::test]
 async fn an_identifier_belongs_to_one_customer() {
     let env = TestEnv::monolith().await;
-    let mut admin = client(&env, tokens::ADMIN).await;
-    admin.create_customer(create(ada(vec![email("shared@analytical-engine.co.uk")]), "")).await.expect("first");
+    let mut admin = admin(&env).await;
+    create(&mut admin, ada(vec![email("shared@analytical-engine.co.uk")])).await;
     let status = admin
-        .create_customer(create(
+        .create_customer(create_request(
             ada(vec![email("other@analytical-engine.co.uk"), email("SHARED@analytical-engine.co.uk")]),
             "",
         ))
@@ -163,12 +126,8 @@ async fn an_identifier_belongs_to_one_customer() {
 #[tokio::test]
 async fn personal_data_is_masked_without_pii_read() {
     let env = TestEnv::monolith().await;
-    let mut admin = client(&env, tokens::ADMIN).await;
-    let created = admin
-        .create_customer(create(ada(vec![email("ada.masked@analytical-engine.co.uk")]), ""))
-        .await
-        .expect("create")
-        .into_inner();
+    let mut admin = admin(&env).await;
+    let created = create(&mut admin, ada(vec![email("ada.masked@analytical-engine.co.uk")])).await;
     let name = GetCustomerRequest { name: created.name.clone() };
 
     let masked =
@@ -188,13 +147,9 @@ async fn personal_data_is_masked_without_pii_read() {
 async fn reads_and_writes_work_with_redis_down() {
     // Nothing listens on port 1: every Redis command fails fast.
     let env = TestEnv::start_with(&[Target::All], |c| c.redis.url = "redis://127.0.0.1:1".into()).await;
-    let mut admin = client(&env, tokens::ADMIN).await;
-    let created = admin
-        .create_customer(create(ada(vec![email("no.cache@analytical-engine.co.uk")]), ""))
-        .await
-        .expect("create")
-        .into_inner();
-    let got = admin.get_customer(GetCustomerRequest { name: created.name.clone() }).await.expect("get").into_inner();
+    let mut admin = admin(&env).await;
+    let created = create(&mut admin, ada(vec![email("no.cache@analytical-engine.co.uk")])).await;
+    let got = get(&mut admin, &created.name).await;
     assert_eq!(got.display_name, "Ada Lovelace");
     env.cleanup().await;
 }

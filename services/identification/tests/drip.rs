@@ -1,34 +1,25 @@
 //! NextQuestions through real gRPC: the most useful unknown facts, never a known one,
 //! never a recently declined one, no profiling question after profiling is withdrawn.
 
-use idic::Target;
+mod common;
+
+use common::{admin, create, person};
 use idic_proto::{
     common::v1::{Channel, ConsentPurpose},
     identification::v1::{
-        ConsentStatus, CreateCustomerRequest, Customer, CustomerKind, Date, FactValue, NextQuestionsRequest,
-        ProfileFactInput, RecordConsentRequest, RecordProfileFactsRequest, fact_value::Kind,
-        identification_service_client::IdentificationServiceClient,
+        ConsentStatus, Customer, Date, FactValue, NextQuestionsRequest, ProfileFactInput, RecordConsentRequest,
+        RecordProfileFactsRequest, fact_value::Kind,
     },
 };
-use idic_testkit::{TestEnv, tokens};
+use idic_testkit::TestEnv;
 use tonic::Code;
 
 #[tokio::test]
 async fn asks_only_for_what_is_unknown_and_welcome() {
     let env = TestEnv::monolith().await;
-    let mut client = IdentificationServiceClient::new(env.authorized(Target::Identification, tokens::ADMIN).await);
-    let customer = Customer {
-        kind: CustomerKind::Person as i32,
-        given_name: "Mary".into(),
-        birth_date: Some(Date { year: 1990, month: 3, day: 8 }),
-        ..Default::default()
-    };
-    let name = client
-        .create_customer(CreateCustomerRequest { customer: Some(customer), ..Default::default() })
-        .await
-        .expect("create")
-        .into_inner()
-        .name;
+    let mut client = admin(&env).await;
+    let customer = Customer { birth_date: Some(Date { year: 1990, month: 3, day: 8 }), ..person("Mary", "") };
+    let name = create(&mut client, customer).await.name;
     let ask = |n| NextQuestionsRequest { customer: name.clone(), n, ..Default::default() };
 
     let first = client.next_questions(ask(0)).await.expect("questions").into_inner();

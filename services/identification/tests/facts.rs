@@ -2,21 +2,18 @@
 //! the newest trusted value becomes current (and updates the customer's field), history
 //! is kept, types are fixed per key, and bad facts name their field.
 
-use idic::Target;
+mod common;
+
+use common::{admin, create_person, get, text_fact as text};
 use idic_proto::{
     common::v1::Channel,
     identification::v1::{
-        CreateCustomerRequest, Customer, CustomerKind, FactValue, GetCustomerRequest, GetProfileFactRequest,
-        ListProfileFactsRequest, ProfileFactInput, Provenance, RecordProfileFactsRequest, fact_value::Kind,
-        identification_service_client::IdentificationServiceClient,
+        FactValue, GetProfileFactRequest, ListProfileFactsRequest, ProfileFactInput, Provenance,
+        RecordProfileFactsRequest, fact_value::Kind,
     },
 };
 use idic_testkit::{TestEnv, tokens};
-use tonic::{Code, service::interceptor::InterceptedService};
-
-fn text(key: &str, value: &str) -> ProfileFactInput {
-    ProfileFactInput { key: key.into(), value: Some(FactValue { kind: Some(Kind::StringValue(value.into())) }) }
-}
+use tonic::Code;
 
 fn at(seconds: i64) -> Option<prost_types::Timestamp> {
     Some(prost_types::Timestamp { seconds, nanos: 0 })
@@ -35,24 +32,11 @@ fn record(parent: &str, facts: Vec<ProfileFactInput>, source: &str, observed: i6
     }
 }
 
-/// Creates a person known only by her given name; answers her resource name.
-async fn create_kathy(
-    client: &mut IdentificationServiceClient<InterceptedService<tonic::transport::Channel, idic_testkit::Bearer>>,
-) -> String {
-    let customer = Customer { kind: CustomerKind::Person as i32, given_name: "Kathy".into(), ..Default::default() };
-    client
-        .create_customer(CreateCustomerRequest { customer: Some(customer), ..Default::default() })
-        .await
-        .expect("create")
-        .into_inner()
-        .name
-}
-
 #[tokio::test]
 async fn the_newest_trusted_fact_becomes_current_and_history_is_kept() {
     let env = TestEnv::monolith().await;
-    let mut client = IdentificationServiceClient::new(env.authorized(Target::Identification, tokens::ADMIN).await);
-    let parent = create_kathy(&mut client).await;
+    let mut client = admin(&env).await;
+    let parent = create_person(&mut client, "Kathy", vec![]).await;
 
     let first = client
         .record_profile_facts(record(
@@ -81,7 +65,7 @@ async fn the_newest_trusted_fact_becomes_current_and_history_is_kept() {
         .expect("correction")
         .into_inner();
     assert!(corrected.facts[0].current);
-    let got = client.get_customer(GetCustomerRequest { name: parent.clone() }).await.expect("get").into_inner();
+    let got = get(&mut client, &parent).await;
     assert_eq!(got.family_name, "Goble Johnson", "the cached profile was refreshed");
 
     let current = client
@@ -129,8 +113,7 @@ async fn the_newest_trusted_fact_becomes_current_and_history_is_kept() {
         .expect("get fact");
     assert_eq!(one.into_inner().key, "family_name");
 
-    let mut reader =
-        IdentificationServiceClient::new(env.authorized(Target::Identification, tokens::PROFILE_READER).await);
+    let mut reader = common::client(&env, tokens::PROFILE_READER).await;
     let masked = reader
         .list_profile_facts(ListProfileFactsRequest {
             parent: parent.clone(),
@@ -147,8 +130,8 @@ async fn the_newest_trusted_fact_becomes_current_and_history_is_kept() {
 #[tokio::test]
 async fn bad_facts_name_their_field() {
     let env = TestEnv::monolith().await;
-    let mut client = IdentificationServiceClient::new(env.authorized(Target::Identification, tokens::ADMIN).await);
-    let parent = create_kathy(&mut client).await;
+    let mut client = admin(&env).await;
+    let parent = create_person(&mut client, "Kathy", vec![]).await;
     let int = |key: &str, v: i64| ProfileFactInput {
         key: key.into(),
         value: Some(FactValue { kind: Some(Kind::IntValue(v)) }),

@@ -1,40 +1,23 @@
 //! Exact lookup by identifiers through real gRPC: normalised values match, the first
 //! held identifier decides, addresses never match, and the holder is cached in Redis.
 
-use idic::Target;
-use idic_proto::{
-    common::v1::{Identifier, IdentifierKind},
-    identification::v1::{
-        CreateCustomerRequest, Customer, CustomerKind, LookupCustomerRequest,
-        identification_service_client::IdentificationServiceClient,
-    },
-};
+mod common;
+
+use common::{admin, create_person, identifier as id};
+use idic_proto::{common::v1::IdentifierKind, identification::v1::LookupCustomerRequest};
 use idic_testkit::{TestEnv, tokens};
 use tonic::Code;
-
-fn id(kind: IdentifierKind, value: &str) -> Identifier {
-    Identifier { kind: kind as i32, value: value.to_owned(), namespace: String::new() }
-}
 
 #[tokio::test]
 async fn the_first_held_identifier_finds_its_customer() {
     let env = TestEnv::monolith().await;
-    let mut client = IdentificationServiceClient::new(env.authorized(Target::Identification, tokens::ADMIN).await);
-    let customer = Customer {
-        kind: CustomerKind::Person as i32,
-        given_name: "Alan".into(),
-        identifiers: vec![
-            id(IdentifierKind::Email, "alan@bletchley-park.org"),
-            id(IdentifierKind::LoyaltyCard, "LC-2024-7731"),
-            id(IdentifierKind::PostalAddress, "2 Wilmslow Road, Manchester, M14 5TQ"),
-        ],
-        ..Default::default()
-    };
-    let created = client
-        .create_customer(CreateCustomerRequest { customer: Some(customer), ..Default::default() })
-        .await
-        .expect("create")
-        .into_inner();
+    let mut client = admin(&env).await;
+    let identifiers = vec![
+        id(IdentifierKind::Email, "alan@bletchley-park.org"),
+        id(IdentifierKind::LoyaltyCard, "LC-2024-7731"),
+        id(IdentifierKind::PostalAddress, "2 Wilmslow Road, Manchester, M14 5TQ"),
+    ];
+    let alan = create_person(&mut client, "Alan", identifiers).await;
 
     let lookup = |identifiers| LookupCustomerRequest { identifiers };
     let found = client
@@ -45,7 +28,7 @@ async fn the_first_held_identifier_finds_its_customer() {
         .await
         .expect("found by card")
         .into_inner();
-    assert_eq!(found.customer.map(|c| c.name), Some(created.name.clone()));
+    assert_eq!(found.customer.map(|c| c.name), Some(alan.clone()));
     assert_eq!(found.matched_identifier.map(|i| i.value), Some("LC20247731".to_owned()));
 
     let by_email = client
@@ -53,10 +36,10 @@ async fn the_first_held_identifier_finds_its_customer() {
         .await
         .expect("found by email")
         .into_inner();
-    assert_eq!(by_email.customer.map(|c| c.name), Some(created.name.clone()));
+    assert_eq!(by_email.customer.map(|c| c.name), Some(alan.clone()));
     let key = env.redis().key("identification:identifier:email::alan@bletchley-park.org");
     let cached: Option<String> = redis::AsyncCommands::get(&mut env.redis().connection(), &key).await.expect("redis");
-    assert!(cached.is_some_and(|c| c.contains(created.name.trim_start_matches("customers/"))));
+    assert!(cached.is_some_and(|c| c.contains(alan.trim_start_matches("customers/"))));
 
     let address = client
         .lookup_customer(lookup(vec![id(IdentifierKind::PostalAddress, "2 Wilmslow Road, Manchester, M14 5TQ")]))
@@ -64,8 +47,7 @@ async fn the_first_held_identifier_finds_its_customer() {
         .expect_err("addresses are evidence, not keys");
     assert_eq!(address.code(), Code::NotFound);
 
-    let mut reader =
-        IdentificationServiceClient::new(env.authorized(Target::Identification, tokens::PROFILE_READER).await);
+    let mut reader = common::client(&env, tokens::PROFILE_READER).await;
     let masked = reader
         .lookup_customer(lookup(vec![id(IdentifierKind::Email, "alan@bletchley-park.org")]))
         .await
@@ -78,7 +60,7 @@ async fn the_first_held_identifier_finds_its_customer() {
 #[tokio::test]
 async fn lookups_are_bounded_and_validated() {
     let env = TestEnv::monolith().await;
-    let mut client = IdentificationServiceClient::new(env.authorized(Target::Identification, tokens::ADMIN).await);
+    let mut client = admin(&env).await;
     let empty = client.lookup_customer(LookupCustomerRequest::default()).await.expect_err("empty");
     assert_eq!(empty.code(), Code::InvalidArgument);
     let many = vec![id(IdentifierKind::Email, "a@bletchley-park.org"); 21];

@@ -4,10 +4,10 @@
 use std::time::{Duration, Instant};
 
 use idic::{IdicConfig, Target};
-use idic_platform::config::ApiKey;
+use idic_platform::{client::Bearer, config::ApiKey};
 use idic_proto::{common::v1 as common, identification::v1 as ident};
 use tokio_util::sync::CancellationToken;
-use tonic::{Request, metadata::MetadataValue, transport::Channel};
+use tonic::transport::Channel;
 
 /// Runs the demo against the configured Postgres and Redis.
 pub async fn run(mut config: IdicConfig) -> anyhow::Result<()> {
@@ -46,11 +46,7 @@ pub async fn run(mut config: IdicConfig) -> anyhow::Result<()> {
         println!("   {service:<46} {:?}", answer.status());
     }
 
-    let bearer: MetadataValue<_> = format!("Bearer {token}").parse()?;
-    let with_token = move |mut req: Request<()>| {
-        req.metadata_mut().insert("authorization", bearer.clone());
-        Ok(req)
-    };
+    let with_token = Bearer::new(&token)?;
     let mut identification = ident::identification_service_client::IdentificationServiceClient::with_interceptor(
         channel.clone(),
         with_token.clone(),

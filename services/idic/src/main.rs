@@ -1,8 +1,12 @@
 //! `idic`: the one IDIC binary. `idic serve --target all` runs the four services on one
 //! port (monolithic mode); `--target identification` etc. runs one (microservices mode);
-//! `idic migrate` applies schema migrations; `idic demo` shows the services at work.
+//! `idic migrate` applies schema migrations; `idic demo` shows the services at work;
+//! `idic import` and `idic export` are clients of a running server.
 
+mod client;
 mod demo;
+mod export;
+mod import;
 
 use std::{net::SocketAddr, path::PathBuf};
 
@@ -50,6 +54,30 @@ enum Command {
     /// Start all services in this process on a loopback port against the configured
     /// Postgres and Redis, and exercise them through gRPC, printing what happens.
     Demo,
+    /// Load data into a running server (a client: needs only --server and a token).
+    #[command(subcommand)]
+    Import(ImportCommand),
+    /// Write data from a running server to files (a client: needs only --server and a token).
+    #[command(subcommand)]
+    Export(ExportCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ImportCommand {
+    /// Stream a CSV file of customers to the identification service and print what became
+    /// of the rows.
+    ///
+    /// Each row is resolved like ResolveCustomer: linked to a customer, or created.
+    /// Running the same import again resumes an interrupted one: rows already imported
+    /// count as duplicates. Rejected rows are reported; the exit code is non-zero only
+    /// when the import could not run.
+    Customers(import::ImportCustomersArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum ExportCommand {
+    /// Write the duplicate clusters a cleansing job found as CSV, one line per member.
+    Duplicates(export::ExportDuplicatesArgs),
 }
 
 fn settings_help() -> String {
@@ -78,15 +106,21 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    if let Command::Config = cli.command {
-        print!("{}", idic_platform::config::template::<IdicConfig>());
-        return Ok(());
+    // Commands that need no server configuration.
+    match cli.command {
+        Command::Config => {
+            print!("{}", idic_platform::config::template::<IdicConfig>());
+            return Ok(());
+        }
+        Command::Import(ImportCommand::Customers(args)) => return import::customers(args).await,
+        Command::Export(ExportCommand::Duplicates(args)) => return export::duplicates(args).await,
+        _ => {}
     }
     let mut config: IdicConfig = idic_platform::config::load(cli.config.as_deref())?;
     idic_platform::telemetry::init(&config.telemetry)?;
     idic_platform::metrics::install(&config.telemetry.metrics_listen)?;
     match cli.command {
-        Command::Config => Ok(()),
+        Command::Config | Command::Import(_) | Command::Export(_) => Ok(()),
         Command::Migrate { target } => {
             idic::migrate(&config, target).await?;
             println!("migrations applied for target {}", target.as_str());

@@ -1,12 +1,15 @@
 //! Consent: the ledger's records and how the effective consent for a purpose and
 //! channel follows from them. The newest observed decision that covers the pair wins
-//! (its own channel's, or the purpose's all-channel one); expired grants no longer
+//! (its own channel's, or the purpose's all-channel one); on a tie, a withdrawal wins
+//! over a grant, whichever of the two covers every channel; expired grants no longer
 //! count; with nothing recorded the default policy decides: marketing by email or SMS
 //! (or everywhere at once) needs permission first, other uses are allowed until the
-//! customer objects.
+//! customer objects. The same rule decides over the ledgers of merged customers.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+use super::stored_names;
 
 /// What data or a contact is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -48,21 +51,6 @@ pub enum Channel {
     SelfService,
     /// Account manager visit.
     AccountManager,
-}
-
-macro_rules! stored_names {
-    ($ty:ty { $($variant:ident => $name:literal),* $(,)? }) => {
-        impl $ty {
-            /// Stored form.
-            pub fn as_str(self) -> &'static str {
-                match self { $(Self::$variant => $name),* }
-            }
-            /// Parses the stored form.
-            pub fn parse(s: &str) -> Option<Self> {
-                match s { $($name => Some(Self::$variant),)* _ => None }
-            }
-        }
-    };
 }
 
 stored_names!(Purpose {
@@ -132,7 +120,10 @@ pub fn allowed_by_default(purpose: Purpose, channel: Option<Channel>) -> bool {
     !(purpose == Purpose::Marketing && matches!(channel, None | Some(Channel::Email | Channel::Sms)))
 }
 
-/// The effective consent for `purpose` on `channel` at `now`, from a customer's records.
+/// The effective consent for `purpose` on `channel` at `now`, from a customer's records
+/// (with those of the customers merged into it): the newest observed unexpired record
+/// covering the pair; of records observed at the same instant a withdrawal before a
+/// grant, then the last recorded.
 pub fn effective(
     records: &[Recorded],
     purpose: Purpose,
@@ -143,7 +134,7 @@ pub fn effective(
         .iter()
         .filter(|r| r.purpose == purpose && (r.channel.is_none() || r.channel == channel))
         .filter(|r| !(r.decision == Decision::Granted && r.expire_time.is_some_and(|e| e <= now)))
-        .max_by_key(|r| (r.observe_time, r.id));
+        .max_by_key(|r| (r.observe_time, r.decision == Decision::Withdrawn, r.id));
     match deciding {
         Some(record) => Effective {
             purpose,
@@ -261,6 +252,53 @@ mod tests {
         regranted.push(record(3, Some(Channel::Sms), Decision::Granted, 4));
         assert!(effective(&regranted, Purpose::Marketing, Some(Channel::Sms), at(5)).allowed);
         assert!(!effective(&regranted, Purpose::Marketing, Some(Channel::Email), at(5)).allowed);
+    }
+
+    #[test]
+    fn on_a_tie_a_withdrawal_wins_over_a_grant_whatever_the_record_order() {
+        for (grant, withdrawal) in [(1, 2), (2, 1)] {
+            let records = vec![
+                record(grant, Some(Channel::Email), Decision::Granted, 4),
+                record(withdrawal, Some(Channel::Email), Decision::Withdrawn, 4),
+            ];
+            let e = effective(&records, Purpose::Marketing, Some(Channel::Email), at(9));
+            assert_eq!((e.allowed, e.record.map(|r| r.id)), (false, Some(withdrawal)), "grant {grant}");
+        }
+    }
+
+    #[test]
+    fn an_all_channel_withdrawal_wins_a_tie_with_a_channel_grant() {
+        let records =
+            vec![record(1, None, Decision::Withdrawn, 4), record(2, Some(Channel::Sms), Decision::Granted, 4)];
+        let sms = effective(&records, Purpose::Marketing, Some(Channel::Sms), at(9));
+        assert_eq!((sms.allowed, sms.basis, sms.record.map(|r| r.id)), (false, Basis::AllChannels, Some(1)));
+        // A later channel grant still wins over the withdrawal.
+        let mut later = records.clone();
+        later.push(record(3, Some(Channel::Sms), Decision::Granted, 5));
+        assert!(effective(&later, Purpose::Marketing, Some(Channel::Sms), at(9)).allowed);
+    }
+
+    #[test]
+    fn a_channel_withdrawal_wins_a_tie_with_an_all_channel_grant_on_its_channel_only() {
+        // The grant has the higher id, which alone would make it decide everywhere.
+        let records =
+            vec![record(1, Some(Channel::Sms), Decision::Withdrawn, 4), record(2, None, Decision::Granted, 4)];
+        let sms = effective(&records, Purpose::Marketing, Some(Channel::Sms), at(9));
+        assert_eq!((sms.allowed, sms.basis, sms.record.map(|r| r.id)), (false, Basis::Recorded, Some(1)));
+        let email = effective(&records, Purpose::Marketing, Some(Channel::Email), at(9));
+        assert_eq!((email.allowed, email.basis, email.record.map(|r| r.id)), (true, Basis::AllChannels, Some(2)));
+        let everywhere = effective(&records, Purpose::Marketing, None, at(9));
+        assert_eq!((everywhere.allowed, everywhere.record.map(|r| r.id)), (true, Some(2)));
+        let listed: Vec<(Option<Channel>, bool)> =
+            effective_all(&records, None, None, at(9)).iter().map(|e| (e.channel, e.allowed)).collect();
+        assert_eq!(listed, [(None, true), (Some(Channel::Sms), false)]);
+    }
+
+    #[test]
+    fn a_tie_of_the_same_decision_is_settled_by_record_order() {
+        let records = vec![record(1, None, Decision::Granted, 4), record(2, Some(Channel::Sms), Decision::Granted, 4)];
+        let sms = effective(&records, Purpose::Marketing, Some(Channel::Sms), at(9));
+        assert_eq!((sms.allowed, sms.record.map(|r| r.id)), (true, Some(2)));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use chrono::{DateTime, Datelike as _, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::identifier::Identifier;
+use super::{identifier::Identifier, stored_names};
 
 /// IDIC's id of a customer (a UUID; resource name `customers/{id}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -32,24 +32,7 @@ pub enum CustomerKind {
     Organization,
 }
 
-impl CustomerKind {
-    /// Stored form.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Person => "person",
-            Self::Organization => "organization",
-        }
-    }
-
-    /// Parses the stored form.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "person" => Some(Self::Person),
-            "organization" => Some(Self::Organization),
-            _ => None,
-        }
-    }
-}
+stored_names!(CustomerKind { Person => "person", Organization => "organization" });
 
 /// A relationship beyond buying.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -60,24 +43,7 @@ pub enum CustomerRole {
     Partner,
 }
 
-impl CustomerRole {
-    /// Stored form.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Distributor => "distributor",
-            Self::Partner => "partner",
-        }
-    }
-
-    /// Parses the stored form.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "distributor" => Some(Self::Distributor),
-            "partner" => Some(Self::Partner),
-            _ => None,
-        }
-    }
-}
+stored_names!(CustomerRole { Distributor => "distributor", Partner => "partner" });
 
 /// Where a record is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,6 +100,40 @@ impl BirthDate {
         }
         Ok(Self { year, month, day })
     }
+
+    /// Parses a date as files write it: `1984-03-07`, `19840307`, `07/03/1984`,
+    /// `7.3.1984`, `07-03-1984` (day first unless `order` says month first), or
+    /// `1984/03/07`. Then checked as [`BirthDate::new`] does.
+    pub fn parse_text(raw: &str, order: DateOrder, today: DateTime<Utc>) -> Result<Self, &'static str> {
+        let raw = raw.trim();
+        let number = |s: &str| s.parse::<u16>().map_err(|_| "is not a date (expected e.g. 1984-03-07)");
+        let parts: Vec<&str> = raw.split(['-', '/', '.', ' ']).filter(|p| !p.is_empty()).collect();
+        let (year, month, day) = match parts.as_slice() {
+            [compact] if compact.len() == 8 && compact.bytes().all(|b| b.is_ascii_digit()) => {
+                (number(&compact[..4])?, number(&compact[4..6])?, number(&compact[6..])?)
+            }
+            [y, m, d] if y.len() == 4 => (number(y)?, number(m)?, number(d)?),
+            [a, b, y] if y.len() == 4 => match order {
+                DateOrder::DayFirst => (number(y)?, number(b)?, number(a)?),
+                DateOrder::MonthFirst => (number(y)?, number(a)?, number(b)?),
+            },
+            _ => return Err("is not a date (expected e.g. 1984-03-07)"),
+        };
+        let month = u8::try_from(month).map_err(|_| "is not a valid calendar date")?;
+        let day = u8::try_from(day).map_err(|_| "is not a valid calendar date")?;
+        Self::new(Some(year), month, day, today)
+    }
+}
+
+/// How a numeric date with the year last is read: 07/03/1984 is 7 March (day first,
+/// as in most of the world) or July 3 (month first, as in the United States).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DateOrder {
+    /// dd/mm/yyyy.
+    #[default]
+    DayFirst,
+    /// mm/dd/yyyy.
+    MonthFirst,
 }
 
 /// What is needed to create a customer, already validated and normalised.
@@ -235,6 +235,9 @@ pub struct Customer {
     pub data: NewCustomer,
     /// For a merged customer, the survivor.
     pub merged_into: Option<CustomerId>,
+    /// For an erased customer, the erasure that erased it (its receipt).
+    #[serde(default)]
+    pub erasure: Option<Uuid>,
     /// Incremented on every change (the etag).
     pub version: i64,
     /// Creation time.
@@ -291,5 +294,26 @@ mod tests {
         assert!(BirthDate::new(Some(2027), 1, 1, today).is_err());
         assert!(BirthDate::new(Some(1815), 12, 10, today).is_err());
         assert!(BirthDate::new(Some(1990), 13, 1, today).is_err());
+    }
+}
+
+#[cfg(test)]
+mod date_text_tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_usual_date_shapes() {
+        let today = Utc::now();
+        let parse = |raw, order| BirthDate::parse_text(raw, order, today).map(|d| (d.year, d.month, d.day));
+        let expected = Ok((Some(1984), 3, 7));
+        assert_eq!(parse("1984-03-07", DateOrder::DayFirst), expected);
+        assert_eq!(parse("19840307", DateOrder::DayFirst), expected);
+        assert_eq!(parse("07/03/1984", DateOrder::DayFirst), expected);
+        assert_eq!(parse("7.3.1984", DateOrder::DayFirst), expected);
+        assert_eq!(parse("03/07/1984", DateOrder::MonthFirst), expected);
+        assert_eq!(parse("1984/3/7", DateOrder::MonthFirst), expected);
+        assert!(parse("31/02/1984", DateOrder::DayFirst).is_err());
+        assert!(parse("yesterday", DateOrder::DayFirst).is_err());
+        assert!(parse("1984-03", DateOrder::DayFirst).is_err());
     }
 }

@@ -30,8 +30,8 @@ pub struct Question {
     pub reason: &'static str,
     /// Whether the answer is free text (unsuited to SMS).
     pub free_text: bool,
-    /// The kind of customer the question is for.
-    pub kind: CustomerKind,
+    /// The kinds of customer the question is for.
+    pub kinds: &'static [CustomerKind],
 }
 
 // One catalogue row per call: positional arguments keep the table readable.
@@ -45,15 +45,17 @@ const fn q(
     usefulness: f64,
     reason: &'static str,
     free_text: bool,
-    kind: CustomerKind,
+    kinds: &'static [CustomerKind],
 ) -> Question {
-    Question { key, value_type, prompt, purpose, purpose_statement, usefulness, reason, free_text, kind }
+    Question { key, value_type, prompt, purpose, purpose_statement, usefulness, reason, free_text, kinds }
 }
 
-use CustomerKind::{Organization as Org, Person};
+const PERSON: &[CustomerKind] = &[CustomerKind::Person];
+const ORG: &[CustomerKind] = &[CustomerKind::Organization];
+const ANYONE: &[CustomerKind] = &[CustomerKind::Person, CustomerKind::Organization];
 use ValueType::{Date, Int, String as Text};
 
-/// The questions IDIC knows how to ask, most useful first within each kind.
+/// The questions IDIC knows how to ask (NextQuestions orders them by usefulness).
 pub const CATALOGUE: &[Question] = &[
     q(
         "preferred_channel",
@@ -64,7 +66,7 @@ pub const CATALOGUE: &[Question] = &[
         0.90,
         "every later contact depends on it",
         false,
-        Person,
+        PERSON,
     ),
     q(
         "birth_date",
@@ -75,7 +77,7 @@ pub const CATALOGUE: &[Question] = &[
         0.80,
         "birthday greetings",
         false,
-        Person,
+        PERSON,
     ),
     q(
         "household.children",
@@ -86,7 +88,7 @@ pub const CATALOGUE: &[Question] = &[
         0.70,
         "family offers and needs clusters",
         false,
-        Person,
+        PERSON,
     ),
     q(
         "preference.size",
@@ -97,7 +99,7 @@ pub const CATALOGUE: &[Question] = &[
         0.65,
         "remembered specifications for made-to-measure products",
         true,
-        Person,
+        PERSON,
     ),
     q(
         "preference.newsletter_topic",
@@ -108,7 +110,7 @@ pub const CATALOGUE: &[Question] = &[
         0.60,
         "personalised newsletters",
         true,
-        Person,
+        PERSON,
     ),
     q(
         "preferred_language",
@@ -119,7 +121,7 @@ pub const CATALOGUE: &[Question] = &[
         0.50,
         "messages in the customer's language",
         false,
-        Person,
+        ANYONE,
     ),
     q(
         "habit.shopping_day",
@@ -130,7 +132,7 @@ pub const CATALOGUE: &[Question] = &[
         0.40,
         "timing of contacts",
         false,
-        Person,
+        PERSON,
     ),
     q(
         "preferred_channel",
@@ -141,7 +143,7 @@ pub const CATALOGUE: &[Question] = &[
         0.90,
         "every later contact depends on it",
         false,
-        Org,
+        ORG,
     ),
     q(
         "organization.employees",
@@ -152,7 +154,7 @@ pub const CATALOGUE: &[Question] = &[
         0.75,
         "service level and bundles",
         false,
-        Org,
+        ORG,
     ),
     q(
         "organization.industry",
@@ -163,18 +165,7 @@ pub const CATALOGUE: &[Question] = &[
         0.65,
         "needs clusters for business customers",
         true,
-        Org,
-    ),
-    q(
-        "preferred_language",
-        Text,
-        "Which language do you prefer?",
-        Purpose::Service,
-        "So we write to you in your language.",
-        0.50,
-        "messages in the customer's language",
-        false,
-        Org,
+        ORG,
     ),
 ];
 
@@ -202,7 +193,7 @@ pub fn next_questions<'c>(
 ) -> Vec<&'c Question> {
     let mut questions: Vec<&Question> = CATALOGUE
         .iter()
-        .filter(|q| q.kind == known.kind)
+        .filter(|q| q.kinds.contains(&known.kind))
         .filter(|q| !known.known_keys.iter().any(|k| k == q.key))
         .filter(|q| !exclude.iter().any(|k| k == q.key))
         .filter(|q| !known.declined.iter().any(|(k, at)| k == q.key && now - *at < cool_down))

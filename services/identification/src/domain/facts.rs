@@ -119,6 +119,12 @@ pub enum FactValue {
 }
 
 impl FactValue {
+    /// A text value, or `Cleared` for an empty text (an empty field is an unknown one).
+    pub fn text(text: impl Into<String>) -> Self {
+        let text = text.into();
+        if text.is_empty() { Self::Cleared } else { Self::String(text) }
+    }
+
     /// The value's type; `None` for declined and cleared, which fit every key.
     pub fn value_type(&self) -> Option<ValueType> {
         Some(match self {

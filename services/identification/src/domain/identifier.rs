@@ -112,7 +112,7 @@ pub fn normalize(kind: IdentifierKind, raw: &str, namespace: &str) -> Result<Ide
     }
     let (value, namespace) = match kind {
         IdentifierKind::Email => (normalize_email(trimmed)?, String::new()),
-        IdentifierKind::Phone => (normalize_phone(trimmed)?, String::new()),
+        IdentifierKind::Phone => (normalize_phone(trimmed, namespace.trim())?, String::new()),
         IdentifierKind::PostalAddress => (normalize_address(trimmed)?, String::new()),
         IdentifierKind::LoyaltyCard | IdentifierKind::AccountNumber | IdentifierKind::NationalId => {
             (normalize_code(trimmed)?, String::new())
@@ -211,17 +211,31 @@ fn normalize_email(value: &str) -> Result<String, IdentifierError> {
     Ok(lower)
 }
 
-fn normalize_phone(value: &str) -> Result<String, IdentifierError> {
+/// A phone number to E.164. A national number (no `+` or `00`) needs the default
+/// region as a country calling code in `region` ("44", "+33"); its trunk prefix 0 is
+/// dropped ("07700 900123" with "44" → "+447700900123").
+fn normalize_phone(value: &str, region: &str) -> Result<String, IdentifierError> {
+    // "+44 (0)7700 900123": the bracketed trunk prefix is dialled only from inside the country.
+    let value = &value.replace("(0)", "");
     let international = value.starts_with('+') || value.starts_with("00");
     let digits: String = value.chars().filter(char::is_ascii_digit).collect();
     let allowed = value.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c));
     if !allowed {
         return Err(IdentifierError::Malformed("a phone number has only digits, spaces, + - ( ) ."));
     }
-    let digits = if value.starts_with("00") { digits[2..].to_owned() } else { digits };
-    if !international {
-        return Err(IdentifierError::Malformed("give the number with its country code (+33 ...)"));
-    }
+    let digits = if value.starts_with("00") {
+        digits[2..].to_owned()
+    } else if international {
+        digits
+    } else {
+        let code = region.strip_prefix('+').unwrap_or(region);
+        if code.is_empty() || code.len() > 3 || !code.bytes().all(|b| b.is_ascii_digit()) || code.starts_with('0') {
+            return Err(IdentifierError::Malformed(
+                "give the number with its country code (+33 ...), or the default region's code as namespace",
+            ));
+        }
+        format!("{code}{}", digits.strip_prefix('0').unwrap_or(&digits))
+    };
     if !(8..=15).contains(&digits.len()) {
         return Err(IdentifierError::Malformed("an international number has 8 to 15 digits"));
     }
@@ -324,6 +338,12 @@ mod tests {
         assert_eq!(phone("+33 6 12-34.56 78"), Ok("+33612345678".to_owned()));
         assert_eq!(phone("0033 (6) 12 34 56 78"), Ok("+33612345678".to_owned()));
         assert!(phone("06 12 34 56 78").is_err());
+        let national = |v, region| normalize(IdentifierKind::Phone, v, region).map(|i| i.value);
+        assert_eq!(national("07700 900123", "44"), Ok("+447700900123".to_owned()));
+        assert_eq!(national("+44 (0)7700 900123", ""), Ok("+447700900123".to_owned()));
+        assert_eq!(national("06 12 34 56 78", "+33"), Ok("+33612345678".to_owned()));
+        assert_eq!(national("+1 415 555 0100", "44"), Ok("+14155550100".to_owned()));
+        assert!(national("06 12 34 56 78", "FR").is_err());
         assert_eq!(phone("+33 0000 0000"), Err(IdentifierError::Junk));
     }
 

@@ -1,0 +1,211 @@
+//! ResolveCustomer through real gRPC: exact strong identifiers first, then the
+//! probabilistic matcher; linking, creating, and filing review candidates; shared
+//! values never fusing people; idempotent retries; bad input named.
+
+mod common;
+
+use common::{admin, assert_invalid, create, email, get, identifier, person, unique_email, unique_phone};
+use idic_proto::common::v1::{Identifier, IdentifierKind};
+use idic_proto::identification::v1::{
+    CreateIdentifierRuleRequest, Customer, Date, IdentifierRule, IdentifierRuleAction, ListMergeCandidatesRequest,
+    MatchKind, ResolveCustomerRequest, ResolveCustomerResponse,
+};
+use idic_testkit::{TestEnv, tokens};
+use tonic::Code;
+
+fn born(year: i32, month: i32, day: i32) -> Option<Date> {
+    Some(Date { year, month, day })
+}
+
+fn contact(customer: Customer) -> ResolveCustomerRequest {
+    ResolveCustomerRequest { customer: Some(customer), provenance: None, request_id: String::new() }
+}
+
+async fn resolve(client: &mut common::Client, customer: Customer) -> ResolveCustomerResponse {
+    client.resolve_customer(contact(customer)).await.expect("resolve").into_inner()
+}
+
+fn address(line: &str) -> Identifier {
+    identifier(IdentifierKind::PostalAddress, line)
+}
+
+#[tokio::test]
+async fn a_known_identifier_links_exactly_and_attaches_what_is_new() {
+    let env = TestEnv::monolith().await;
+    let mut client = admin(&env).await;
+    let mail = unique_email("grace@navy.mil");
+    let grace = create(&mut client, Customer { identifiers: vec![email(&mail)], ..person("Grace", "Hopper") }).await;
+
+    let phone = unique_phone();
+    let answer = resolve(
+        &mut client,
+        Customer { identifiers: vec![email(&format!("  {}", mail.to_uppercase())), phone.clone()], ..person("", "") },
+    )
+    .await;
+    assert_eq!(answer.match_kind, MatchKind::Exact as i32);
+    assert_eq!(answer.customer.as_ref().map(|c| c.name.as_str()), Some(grace.name.as_str()));
+    assert_eq!(answer.score, 1.0);
+    assert_eq!(answer.matched_identifier.map(|i| i.value), Some(mail.clone()));
+    // The phone the contact brought now belongs to Grace.
+    let held = get(&mut client, &grace.name).await.identifiers;
+    assert!(held.iter().any(|i| i.kind == IdentifierKind::Phone as i32 && i.value == phone.value), "{held:?}");
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_probable_match_links_with_evidence_and_a_stranger_is_created() {
+    let env = TestEnv::monolith().await;
+    let mut client = admin(&env).await;
+    let william = create(
+        &mut client,
+        Customer {
+            birth_date: born(1984, 3, 7),
+            identifiers: vec![address("12 Acacia Avenue, SW1A 1AA, London")],
+            ..person("William", "Smith")
+        },
+    )
+    .await;
+
+    // A nickname, the day and month swapped, the address abbreviated: still William.
+    let answer = resolve(
+        &mut client,
+        Customer {
+            birth_date: born(1984, 7, 3),
+            identifiers: vec![address("12 acacia ave, sw1a 1aa, london")],
+            ..person("Bill", "Smith")
+        },
+    )
+    .await;
+    assert_eq!(answer.match_kind, MatchKind::Probable as i32, "{answer:?}");
+    assert_eq!(answer.customer.as_ref().map(|c| c.name.as_str()), Some(william.name.as_str()));
+    assert_eq!(answer.best_candidate, william.name);
+    assert!(answer.score >= 0.97 && answer.match_weight > 0.0, "{answer:?}");
+    let level = |field: &str| answer.evidence.iter().find(|e| e.field == field).map(|e| e.level.clone());
+    assert_eq!(level("given_name").as_deref(), Some("nickname"));
+    assert_eq!(level("birth_date").as_deref(), Some("transposed_day_month"));
+    assert_eq!(level("postal_address").as_deref(), Some("same_address"));
+    assert!(answer.merge_candidate.is_empty());
+
+    // Someone else entirely.
+    let stranger = resolve(&mut client, Customer { birth_date: born(1915, 12, 10), ..person("Ada", "Lovelace") }).await;
+    assert_eq!(stranger.match_kind, MatchKind::New as i32);
+    assert_ne!(stranger.customer.as_ref().map(|c| c.name.as_str()), Some(william.name.as_str()));
+    assert!(stranger.merge_candidate.is_empty());
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_review_band_creates_and_files_a_candidate() {
+    let env = TestEnv::monolith().await;
+    let mut client = admin(&env).await;
+    let jonathan = create(&mut client, person("Jonathan", "Smith")).await;
+
+    // Same given name, a family name that only sounds alike, nothing else: uncertain.
+    let answer = resolve(&mut client, person("Jonathan", "Smyth")).await;
+    assert_eq!(answer.match_kind, MatchKind::New as i32, "{answer:?}");
+    assert_eq!(answer.best_candidate, jonathan.name);
+    assert!(answer.score >= 0.5 && answer.score < 0.97, "{answer:?}");
+    assert!(answer.merge_candidate.starts_with("mergeCandidates/"), "{answer:?}");
+    let created = answer.customer.expect("customer").name;
+    assert_ne!(created, jonathan.name);
+
+    let pending = client
+        .list_merge_candidates(ListMergeCandidatesRequest { customer: created.clone(), ..Default::default() })
+        .await
+        .expect("list")
+        .into_inner()
+        .candidates;
+    assert_eq!(pending.len(), 1);
+    assert_eq!(
+        (pending[0].customer.as_str(), pending[0].duplicate_customer.as_str()),
+        (jonathan.name.as_str(), created.as_str())
+    );
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_shared_phone_never_fuses_the_people_presenting_it() {
+    let env = TestEnv::monolith().await;
+    let mut client = admin(&env).await;
+    let shop = identifier(IdentifierKind::Phone, "+33 1 40 20 50 50");
+    client
+        .create_identifier_rule(CreateIdentifierRuleRequest {
+            rule: Some(IdentifierRule {
+                identifier: Some(shop.clone()),
+                action: IdentifierRuleAction::Shared as i32,
+                reason: "the shop's own number, given by customers without a phone".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("rule");
+    let mut customers = std::collections::HashSet::new();
+    for (given, family) in [("Marie", "Curie"), ("Louis", "Pasteur"), ("Simone", "Veil"), ("Victor", "Hugo")] {
+        let answer = resolve(&mut client, Customer { identifiers: vec![shop.clone()], ..person(given, family) }).await;
+        assert_eq!(answer.match_kind, MatchKind::New as i32, "{given}: {answer:?}");
+        customers.insert(answer.customer.expect("customer").name);
+    }
+    assert_eq!(customers.len(), 4);
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_retried_resolution_answers_the_same_and_creates_once() {
+    let env = TestEnv::monolith().await;
+    let mut client = admin(&env).await;
+    let request = ResolveCustomerRequest {
+        customer: Some(Customer {
+            identifiers: vec![email(&unique_email("emmy@goettingen.de"))],
+            ..person("Emmy", "Noether")
+        }),
+        provenance: None,
+        request_id: "contact-2024-0001".into(),
+    };
+    let first = client.resolve_customer(request.clone()).await.expect("first").into_inner();
+    let again = client.resolve_customer(request.clone()).await.expect("retry").into_inner();
+    assert_eq!(first.match_kind, MatchKind::New as i32);
+    assert_eq!(again.match_kind, MatchKind::New as i32);
+    assert_eq!(first.customer.map(|c| c.name), again.customer.map(|c| c.name));
+
+    let mut other = request;
+    other.customer = Some(person("Someone", "Else"));
+    let reused = client.resolve_customer(other).await.expect_err("reused id");
+    assert_eq!(reused.code(), Code::FailedPrecondition);
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn bad_contacts_are_refused_naming_the_field() {
+    let env = TestEnv::monolith().await;
+    let mut client = admin(&env).await;
+    let refused = client.resolve_customer(ResolveCustomerRequest::default()).await.expect_err("no customer");
+    assert_invalid(&refused, &["customer"]);
+    let refused = client.resolve_customer(contact(person("", ""))).await.expect_err("nothing to match on");
+    assert_invalid(&refused, &["customer.given_name"]);
+    let refused = client
+        .resolve_customer(contact(Customer { identifiers: vec![email("test@test.com")], ..person("A", "B") }))
+        .await
+        .expect_err("junk");
+    assert_invalid(&refused, &["customer.identifiers[0].value"]);
+
+    let mut reader = common::client(&env, tokens::PROFILE_READER).await;
+    let denied = reader.resolve_customer(contact(person("Ada", "Lovelace"))).await.expect_err("reader");
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_call_is_ended_at_the_servers_deadline() {
+    // A server deadline no resolution can meet: several Redis and Postgres round trips.
+    let env = TestEnv::start_with(&[idic::Target::All], |config| config.server.request_timeout_ms = 1).await;
+    let mut client = admin(&env).await;
+    let identifiers =
+        vec![email(&unique_email("katherine@nasa.gov")), unique_phone(), address("1 Langley Road, Hampton")];
+    let ended = client
+        .resolve_customer(contact(Customer { identifiers, ..person("Katherine", "Johnson") }))
+        .await
+        .expect_err("past the deadline");
+    assert_eq!(ended.code(), Code::DeadlineExceeded, "{ended:?}");
+    env.cleanup().await;
+}

@@ -1,0 +1,342 @@
+//! `idic import customers` and `idic export duplicates` run as the binary against a
+//! real server: a CSV file resolved row by row with the summary printed, a re-run
+//! resuming (every row already imported a duplicate), usage and credential mistakes
+//! refused with a non-zero exit, and duplicate clusters written as CSV.
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use idic_identification::domain::{BirthDate, DateOrder};
+use idic_proto::{
+    common::v1::{GetJobRequest, Identifier, IdentifierKind, JobState},
+    identification::v1::{
+        ClusterDisposition, CreateCustomerRequest, Customer, CustomerKind, Date, ListDuplicateClustersRequest,
+        StartCleansingRequest, identification_service_client::IdentificationServiceClient,
+    },
+};
+use idic_synth::{Corruption, Record, dedup_file, population};
+use idic_testkit::{TestEnv, tokens};
+
+/// Ten customers: Ada twice (another email, same name, birth date and address), a
+/// placeholder email, and a birth date that is no date.
+const CUSTOMERS: &str = "\
+Customer No,First name,Last name,Date of birth,E-mail,Telephone,Street,Postcode,Town,Newsletter
+C-001,Ada,Lovelace,10/12/1990,ada.lovelace@analytical-engine.co.uk,07700 900123,12 St James's Square,SW1Y 4JH,London,yes
+C-002,Charles,Babbage,26/12/1971,charles@difference-engine.co.uk,07700 900234,1 Dorset Street,W1U 4EG,London,no
+C-003,Mary,Somerville,26/12/1980,mary@somerville-college.org.uk,07700 900345,8 Hanover Square,W1S 1HQ,London,
+C-004,Ada,Lovelace,10/12/1990,countess@lovelace-family.org.uk,,12 St James's Square,SW1Y 4JH,London,
+C-005,Junk,Email,01/01/1985,test@test.com,,,,,
+C-006,Bad,Date,31/02/1984,b.date@calendar-reform.org.uk,,,,,
+C-007,Michael,Faraday,22/09/1991,m.faraday@royal-institution.org.uk,07700 900456,21 Albemarle Street,W1S 4BS,London,yes
+C-008,Caroline,Herschel,16/03/1950,caroline@herschel-observatory.org.uk,07700 900567,19 New King Street,BA1 2BL,Bath,
+C-009,Isambard,Brunel,09/04/1966,ikb@great-western.co.uk,07700 900678,18 Duke Street,SW1A 2HG,London,no
+C-010,Florence,Nightingale,12/05/1960,florence@lamp.org.uk,07700 900789,10 South Street,W1K 1DE,London,yes
+";
+
+const MAPS: [&str; 9] = [
+    "First name=given_name",
+    "Last name=family_name",
+    "Date of birth=birth_date",
+    "E-mail=email",
+    "Telephone=phone",
+    "Street=address_line",
+    "Postcode=postcode",
+    "Town=city",
+    "Newsletter=fact:preference.newsletter",
+];
+
+struct Run {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+async fn idic(args: &[&str]) -> Run {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_idic"))
+        .args(args)
+        .env_remove("IDIC_CONFIG")
+        .env_remove("IDIC_SERVER")
+        .env_remove("IDIC_TOKEN")
+        .output()
+        .await
+        .expect("run idic");
+    Run {
+        ok: output.status.success(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// A scratch directory of this test, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("idic-client-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        Self(dir)
+    }
+
+    fn file(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).expect("write file");
+        path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn import_args<'a>(file: &'a Path, server: &'a str, token: &'a str) -> Vec<&'a str> {
+    let mut args = vec!["import", "customers", file.to_str().expect("utf-8 path"), "--server", server];
+    args.extend(["--token", token, "--phone-region", "44", "--row-id", "Customer No", "--batch", "3"]);
+    for map in MAPS {
+        args.extend(["--map", map]);
+    }
+    args
+}
+
+/// The number on the summary line starting with `label`.
+fn count(summary: &str, label: &str) -> i64 {
+    let line = summary
+        .lines()
+        .find(|l| l.trim_start().starts_with(label))
+        .unwrap_or_else(|| panic!("no {label:?} line in\n{summary}"));
+    let number = line.trim_start()[label.len()..].split_whitespace().next().unwrap_or_default();
+    number.parse().unwrap_or_else(|_| panic!("{label:?} has no count in\n{summary}"))
+}
+
+#[tokio::test]
+async fn a_csv_file_is_imported_with_bad_rows_reported_and_a_rerun_resumes() {
+    let env = TestEnv::monolith().await;
+    let scratch = Scratch::new();
+    let file = scratch.file("crm-export.csv", CUSTOMERS);
+    let server = format!("http://{}", env.addr(idic::Target::Identification));
+
+    let first = idic(&import_args(&file, &server, tokens::ADMIN)).await;
+    assert!(first.ok, "import failed: {}", first.stderr);
+    let summary = &first.stdout;
+    assert!(summary.contains("source file:crm-export"), "{summary}");
+    assert_eq!(count(summary, "received"), 10, "{summary}");
+    assert_eq!(count(summary, "created"), 7, "{summary}");
+    assert_eq!(count(summary, "updated"), 1, "Ada's second record is linked:\n{summary}");
+    assert!(summary.contains("(linked exact 0, probable 1)"), "{summary}");
+    assert_eq!(count(summary, "duplicates"), 0, "{summary}");
+    assert_eq!(count(summary, "rejected"), 2, "{summary}");
+    assert!(summary.contains("(1 here, 1 by the server)"), "{summary}");
+    let reasons: Vec<&str> = summary.lines().filter(|l| l.trim_start().starts_with("row ")).collect();
+    assert_eq!(reasons.len(), 2, "{summary}");
+    // Rows rejected here are listed first, then those the server rejected.
+    assert!(reasons[0].contains("C-006") && reasons[0].contains("customer.birth_date"), "{summary}");
+    assert!(reasons[1].contains("C-005") && reasons[1].contains("customer.identifiers[0].value"), "{summary}");
+
+    // The same file again (an interrupted import resumed): nothing is applied twice.
+    let again = idic(&import_args(&file, &server, tokens::ADMIN)).await;
+    assert!(again.ok, "re-run failed: {}", again.stderr);
+    let summary = &again.stdout;
+    assert_eq!(count(summary, "received"), 10, "{summary}");
+    assert_eq!((count(summary, "created"), count(summary, "updated")), (0, 0), "{summary}");
+    assert_eq!(count(summary, "duplicates"), 8, "every row imported before:\n{summary}");
+    assert_eq!(count(summary, "rejected"), 2, "{summary}");
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_client_commands_have_help_naming_the_fields() {
+    let import = idic(&["import", "customers", "--help"]).await;
+    assert!(import.ok && import.stdout.contains("Usage:"), "{}", import.stderr);
+    for field in ["given_name", "address_line", "fact:KEY", "row_id", "--phone-region", "--token-file"] {
+        assert!(import.stdout.contains(field), "{field} missing from import customers --help");
+    }
+    let export = idic(&["export", "duplicates", "--help"]).await;
+    assert!(export.ok && export.stdout.contains("cluster_id,customer,score,disposition,survivor"));
+}
+
+#[tokio::test]
+async fn mistakes_of_usage_or_credentials_exit_non_zero_saying_what_is_wrong() {
+    let env = TestEnv::monolith().await;
+    let scratch = Scratch::new();
+    let file = scratch.file("customers.csv", CUSTOMERS);
+    let path = file.to_str().expect("utf-8 path");
+    let server = format!("http://{}", env.addr(idic::Target::Identification));
+
+    let unknown_field =
+        idic(&["import", "customers", path, "--server", &server, "--token", tokens::ADMIN, "--map", "E-mail=mail"])
+            .await;
+    assert!(!unknown_field.ok);
+    assert!(
+        unknown_field.stderr.contains("given_name") && unknown_field.stderr.contains("fact:KEY"),
+        "{}",
+        unknown_field.stderr
+    );
+
+    let unknown_column =
+        idic(&["import", "customers", path, "--server", &server, "--token", tokens::ADMIN, "--map", "Email=email"])
+            .await;
+    assert!(!unknown_column.ok);
+    assert!(unknown_column.stderr.contains("E-mail"), "the columns are listed: {}", unknown_column.stderr);
+
+    let no_token = idic(&["import", "customers", path, "--server", &server, "--map", "E-mail=email"]).await;
+    assert!(!no_token.ok);
+    assert!(no_token.stderr.contains("--token"), "{}", no_token.stderr);
+
+    let wrong_token =
+        idic(&["import", "customers", path, "--server", &server, "--token", "not-a-key", "--map", "E-mail=email"])
+            .await;
+    assert!(!wrong_token.ok);
+    assert!(wrong_token.stderr.contains("Unauthenticated"), "{}", wrong_token.stderr);
+
+    let token_file = scratch.file("token", &format!("{}\n", tokens::PROFILE_READER));
+    let token_file = token_file.to_str().expect("utf-8 path");
+    let read_only =
+        idic(&["import", "customers", path, "--server", &server, "--token-file", token_file, "--map", "E-mail=email"])
+            .await;
+    assert!(!read_only.ok);
+    assert!(read_only.stderr.contains("PermissionDenied"), "{}", read_only.stderr);
+
+    let nobody_there = idic(&[
+        "import",
+        "customers",
+        path,
+        "--server",
+        "http://127.0.0.1:9",
+        "--token",
+        tokens::ADMIN,
+        "--map",
+        "E-mail=email",
+    ])
+    .await;
+    assert!(!nobody_there.ok);
+    assert!(
+        nobody_there.stderr.contains("cannot reach the IDIC server at http://127.0.0.1:9"),
+        "{}",
+        nobody_there.stderr
+    );
+    env.cleanup().await;
+}
+
+/// A generated record as a customer to create; `with_contacts` false leaves out the
+/// email and phone (which another record may already hold).
+fn customer(record: &Record, with_contacts: bool) -> Customer {
+    let identifier = |kind: IdentifierKind, value: &str, namespace: &str| Identifier {
+        kind: kind as i32,
+        value: value.to_owned(),
+        namespace: namespace.to_owned(),
+    };
+    let address = [&record.address_line, &record.postcode, &record.city]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut identifiers = Vec::new();
+    if !address.trim().is_empty() {
+        identifiers.push(identifier(IdentifierKind::PostalAddress, &address, ""));
+    }
+    if with_contacts {
+        identifiers.extend(record.email.as_deref().map(|email| identifier(IdentifierKind::Email, email, "")));
+        identifiers.extend(record.phone.as_deref().map(|phone| identifier(IdentifierKind::Phone, phone, "44")));
+    }
+    let birth_date = record
+        .birth_date
+        .as_deref()
+        .and_then(|raw| BirthDate::parse_text(raw, DateOrder::DayFirst, chrono::Utc::now()).ok())
+        .map(|b| Date { year: b.year.map_or(0, i32::from), month: i32::from(b.month), day: i32::from(b.day) });
+    Customer {
+        kind: CustomerKind::Person as i32,
+        given_name: record.given_name.clone().unwrap_or_default(),
+        family_name: record.family_name.clone().unwrap_or_else(|| "Unknown".into()),
+        birth_date,
+        identifiers,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn duplicate_clusters_are_exported_one_line_per_member() {
+    let env = TestEnv::monolith().await;
+    let scratch = Scratch::new();
+    let out = scratch.0.join("duplicates.csv");
+    let out_path = out.to_str().expect("utf-8 path");
+    let server = format!("http://{}", env.addr(idic::Target::Identification));
+    let export = ["export", "duplicates", out_path, "--server", &server, "--token", tokens::ADMIN];
+
+    let before_any_cleansing = idic(&export).await;
+    assert!(!before_any_cleansing.ok, "nothing to export yet");
+    assert!(before_any_cleansing.stderr.contains("NotFound"), "{}", before_any_cleansing.stderr);
+    assert!(!out.exists(), "no partial file is left behind");
+
+    // A file with known duplicates, each record created as its own customer.
+    let mut client =
+        IdentificationServiceClient::new(env.authorized(idic::Target::Identification, tokens::ADMIN).await);
+    for record in dedup_file(6, &population(5, 150), 0.4, &Corruption::default()) {
+        let create = |with_contacts| CreateCustomerRequest {
+            customer: Some(customer(&record, with_contacts)),
+            ..Default::default()
+        };
+        if client.create_customer(create(true)).await.is_err() {
+            client.create_customer(create(false)).await.expect("create");
+        }
+    }
+    let job = client.start_cleansing(StartCleansingRequest::default()).await.expect("start cleansing").into_inner();
+    let mut state = JobState::Unspecified as i32;
+    for _ in 0..600 {
+        state = client.get_job(GetJobRequest { name: job.name.clone() }).await.expect("job").into_inner().state;
+        if state == JobState::Succeeded as i32 || state == JobState::Failed as i32 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(state, JobState::Succeeded as i32, "the cleansing job succeeds");
+
+    let exported = idic(&[&export[..], &["--job", &job.name]].concat()).await;
+    assert!(exported.ok, "export failed: {}", exported.stderr);
+    let listed = client
+        .list_duplicate_clusters(ListDuplicateClustersRequest {
+            parent: job.name.clone(),
+            page_size: 1000,
+            ..Default::default()
+        })
+        .await
+        .expect("clusters")
+        .into_inner()
+        .clusters;
+    assert!(!listed.is_empty(), "the file has duplicates");
+    let disposition = |d: i32| match ClusterDisposition::try_from(d).expect("known disposition") {
+        ClusterDisposition::AutoMerged => "auto_merged",
+        ClusterDisposition::Review => "review",
+        ClusterDisposition::PartiallyMerged => "partially_merged",
+        ClusterDisposition::Unresolved => "unresolved",
+        ClusterDisposition::Unspecified => "unspecified",
+    };
+    let expected: Vec<Vec<String>> = listed
+        .iter()
+        .flat_map(|c| {
+            c.members.iter().map(|m| {
+                let score = m.score.to_string();
+                [&c.cluster_id, &m.customer, &score, disposition(c.disposition), &c.survivor]
+                    .map(|s| s.to_owned())
+                    .to_vec()
+            })
+        })
+        .collect();
+    let mut reader = csv::Reader::from_path(&out).expect("exported file");
+    let header: Vec<String> = reader.headers().expect("header").iter().map(str::to_owned).collect();
+    assert_eq!(header, ["cluster_id", "customer", "score", "disposition", "survivor"]);
+    let rows: Vec<Vec<String>> =
+        reader.records().map(|r| r.expect("row").iter().map(str::to_owned).collect()).collect();
+    assert_eq!(rows.len(), expected.len(), "one line per member of every cluster");
+    assert!(rows == expected, "the lines say what ListDuplicateClusters says");
+    assert!(rows.iter().any(|r| !r[4].is_empty()), "merged clusters name their survivor");
+    assert!(
+        exported.stdout.contains(&format!("wrote {} members of {} duplicate clusters", rows.len(), listed.len())),
+        "{}",
+        exported.stdout
+    );
+    env.cleanup().await;
+}
