@@ -8,6 +8,8 @@ use idic_identification::domain::matching::engine::{DedupThresholds, Matcher};
 use idic_identification::domain::matching::record::MatchRecord;
 #[path = "support/generated.rs"]
 mod generated;
+#[path = "support/report.rs"]
+mod report;
 
 use generated::subject;
 use idic_synth::{Corruption, dedup_file, eval, link_files, population};
@@ -27,22 +29,15 @@ fn deduplicating_one_file_reaches_f1_0_998() {
     let fit = matcher.fit(200).expect("enough records to fit");
     let dedup = matcher.deduplicate(thresholds(), 2, |_, _| false);
     let truth: Vec<u64> = records.iter().map(|r| r.entity_id).collect();
-    let mut predicted: Vec<u64> = (0..records.len() as u64).map(|i| i + 1_000_000_000).collect();
-    for (cluster_id, members) in dedup.clusters.iter().enumerate() {
-        for &slot in members {
-            predicted[slot as usize] = cluster_id as u64;
-        }
-    }
+    let predicted = report::cluster_labels(&dedup.clusters, records.len());
     let scores = eval::pairwise_from_clusters(&truth, &predicted);
     eprintln!(
-        "dedup: {} records, {} pairs scored, EM {} iterations (converged {}), precision {:.5} recall {:.5} F1 {:.5} ({scores:?})",
+        "dedup: {} records, {} pairs scored, EM {} iterations (converged {}), {}",
         records.len(),
         dedup.pairs_scored,
         fit.iterations,
         fit.converged,
-        scores.precision(),
-        scores.recall(),
-        scores.f1()
+        report::scores_line(&scores)
     );
     assert!(scores.f1() >= 0.998, "F1 {:.5}", scores.f1());
 }
@@ -75,14 +70,7 @@ fn linking_two_files_reaches_f1_0_998() {
     }
     let truth = eval::true_links(&a, &b);
     let scores = eval::pairwise_links(&truth, &predicted);
-    eprintln!(
-        "link: {} × {} records, precision {:.5} recall {:.5} F1 {:.5} ({scores:?})",
-        a.len(),
-        b.len(),
-        scores.precision(),
-        scores.recall(),
-        scores.f1()
-    );
+    eprintln!("link: {} × {} records, {}", a.len(), b.len(), report::scores_line(&scores));
     assert!(scores.f1() >= 0.998, "F1 {:.5}", scores.f1());
 }
 
@@ -108,12 +96,11 @@ fn show_mistakes() {
         let counter = if same { &mut shown.0 } else { &mut shown.1 };
         if wrong && *counter < 40 {
             *counter += 1;
-            let evidence: Vec<String> = matcher
-                .evidence(&c)
-                .iter()
-                .map(|e| format!("{}={}:{:.1}", e.field.name(), e.level, e.weight))
-                .collect();
-            eprintln!("{} {w:.1}\n  {x:?}\n  {y:?}\n  {}", if same { "MISSED" } else { "WRONG" }, evidence.join(" "));
+            eprintln!(
+                "{} {w:.1}\n  {x:?}\n  {y:?}\n  {}",
+                if same { "MISSED" } else { "WRONG" },
+                report::evidence_line(&matcher, &c)
+            );
         }
     }
 }

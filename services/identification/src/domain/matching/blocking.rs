@@ -6,13 +6,14 @@
 //! original under the usual errors: names in either order with the birth year or the
 //! postcode area; the birth date (day and month in either order) with an initial;
 //! day and month with the given name's sound; the names' sounds alone; exact names;
-//! each email, email local part, phone, address and national id.
+//! each email, email local part, phone, address (with and without its postcode) and
+//! national id.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher as _, Hasher as _};
 
 use super::model::NameFrequencies;
-use super::record::MatchRecord;
+use super::record::{MatchRecord, hash_str};
 
 /// A record's place in the population.
 pub type Slot = u32;
@@ -232,7 +233,7 @@ impl NameFrequencies for Population {
 
 /// The blocking keys of a record (hashes of tagged tuples).
 pub fn blocking_keys(record: &MatchRecord) -> Vec<u64> {
-    let mut keys = Vec::with_capacity(12);
+    let mut keys = Vec::with_capacity(16);
     let given = record.given.as_ref();
     let family = record.family.as_ref();
     let sounds = match (given, family) {
@@ -264,6 +265,25 @@ pub fn blocking_keys(record: &MatchRecord) -> Vec<u64> {
         if let Some(g) = given {
             keys.push(key(&[5, u64::from(birth.month), u64::from(birth.day), u64::from(g.soundex)]));
         }
+        // The birth date with the house number: both names mistyped or changed.
+        for address in &record.addresses {
+            if !address.house.is_empty() {
+                keys.push(key(&[14, date, hash_str(&address.house)]));
+            }
+        }
+    }
+    // Either name's sound with the postcode (the other name missing or changed), or
+    // with the other's initial and the town (a mistyped postcode too).
+    for address in &record.addresses {
+        for (name, other) in [(given, family), (family, given)] {
+            let Some(name) = name else { continue };
+            if address.postcode != 0 {
+                keys.push(key(&[15, u64::from(name.soundex), address.postcode]));
+            }
+            if address.city != 0 {
+                keys.push(key(&[16, u64::from(name.soundex), initial(other), address.city]));
+            }
+        }
     }
     if let (Some(g), Some(f)) = (given, family) {
         keys.push(key(&[6, g.hash.min(f.hash), g.hash.max(f.hash)]));
@@ -278,6 +298,8 @@ pub fn blocking_keys(record: &MatchRecord) -> Vec<u64> {
     for address in &record.addresses {
         if address.line_hash != 0 {
             keys.push(key(&[10, address.line_hash, address.postcode]));
+            // The house and street alone: a mistyped postcode or a changed town.
+            keys.push(key(&[13, address.line_hash]));
         }
     }
     for &id in &record.national_ids {

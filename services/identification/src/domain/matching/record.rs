@@ -183,7 +183,7 @@ pub struct Email {
 pub struct Address {
     /// House number ("12b"), empty when none.
     pub house: Box<str>,
-    /// Street words.
+    /// Street words without the spaces between them (typists move them).
     pub street: Box<str>,
     /// Hash of house number and street.
     pub line_hash: u64,
@@ -264,7 +264,7 @@ impl Address {
             area: opt_hash(parts.postcode_area()),
             city: opt_hash(&parts.city),
             house: parts.house_number.as_str().into(),
-            street: parts.street.as_str().into(),
+            street: parts.street.replace(' ', "").into(),
         }
     }
 }
@@ -309,7 +309,7 @@ mod tests {
         assert_eq!(record.family.as_ref().map(|n| n.text.as_str()), Some("oneil"));
         assert_eq!(record.birth, Some(Birth { year: 1984, month: 3, day: 7 }));
         assert_eq!(record.phones.as_slice(), [1_447_700_900_123]);
-        assert_eq!(&*record.addresses[0].street, "acacia avenue");
+        assert_eq!(&*record.addresses[0].street, "acaciaavenue");
         assert!(!record.is_empty());
         assert!(MatchRecord::new(&Subject::default()).is_empty());
     }

@@ -301,10 +301,16 @@ pub struct AddressParts {
 }
 
 impl AddressParts {
-    /// The postcode's area (its outward part: "SW1A" for "SW1A1AA", "750" for "75011").
+    /// The postcode's area (its outward part: "SW1A" for "SW1A1AA", "75" for "75011",
+    /// "42" for "4223").
     pub fn postcode_area(&self) -> &str {
         let p = &self.postcode;
-        if p.len() > 3 { &p[..p.len() - 3] } else { p }
+        match p.len() {
+            // Four digits (Australia, Switzerland, Denmark…): the first two.
+            4 if p.bytes().all(|b| b.is_ascii_digit()) => &p[..2],
+            n if n > 3 => &p[..n - 3],
+            _ => p,
+        }
     }
 }
 
@@ -344,6 +350,11 @@ pub fn parse_address(raw: &str) -> AddressParts {
     let mut city_words: Vec<String> = Vec::new();
     for (index, segment) in segments.iter().enumerate() {
         let words: Vec<&str> = segment.split(' ').collect();
+        // A lone number before the rest is the house number ("12, Acacia Avenue").
+        if index == 0 && segments.len() > 1 && words.len() == 1 && words[0].bytes().all(|b| b.is_ascii_digit()) {
+            parts.house_number = words[0].to_owned();
+            continue;
+        }
         // A postcode may sit in its own segment or at the end/start of one.
         let (postcode, rest) = take_postcode(&words);
         if let Some(pc) = postcode
@@ -485,6 +496,11 @@ mod tests {
         assert_eq!((b.postcode.as_str(), b.city.as_str()), ("SW1A1AA", "london"));
         let c = parse_address("3 rue des Lilas, 75011 Paris");
         assert_eq!((c.house_number.as_str(), c.street.as_str()), ("3", "rue des lilas"));
+        let d = parse_address("5233, Hamilton Road, 4214");
+        assert_eq!(
+            (d.house_number.as_str(), d.street.as_str(), d.postcode.as_str()),
+            ("5233", "hamilton road", "4214")
+        );
         assert_eq!((c.postcode.as_str(), c.city.as_str()), ("75011", "paris"));
     }
 }
