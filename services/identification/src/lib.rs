@@ -62,7 +62,7 @@ pub struct IdentificationConfig {
     pub erasure_hash_key_file: Option<std::path::PathBuf>,
     /// Match probability (0–1) at or above which ResolveCustomer and imports link a
     /// contact to an existing customer, and cleansing merges a pair.
-    #[config(env = "IDIC_IDENTIFICATION_AUTO_LINK_PROBABILITY", default = 0.97)]
+    #[config(env = "IDIC_IDENTIFICATION_AUTO_LINK_PROBABILITY", default = 0.9)]
     pub auto_link_probability: f64,
     /// Match probability (0–1) at or above which (and below the auto-link threshold) a
     /// pair is filed for review.

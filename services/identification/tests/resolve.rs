@@ -5,6 +5,7 @@
 mod common;
 
 use common::{admin, assert_invalid, create, email, get, identifier, person, unique_email, unique_phone};
+use idic_identification::domain::matching::engine::DEFAULT_LINK_PROBABILITY;
 use idic_proto::common::v1::{Identifier, IdentifierKind};
 use idic_proto::identification::v1::{
     CreateIdentifierRuleRequest, Customer, Date, IdentifierRule, IdentifierRuleAction, ListMergeCandidatesRequest,
@@ -79,7 +80,7 @@ async fn a_probable_match_links_with_evidence_and_a_stranger_is_created() {
     assert_eq!(answer.match_kind, MatchKind::Probable as i32, "{answer:?}");
     assert_eq!(answer.customer.as_ref().map(|c| c.name.as_str()), Some(william.name.as_str()));
     assert_eq!(answer.best_candidate, william.name);
-    assert!(answer.score >= 0.97 && answer.match_weight > 0.0, "{answer:?}");
+    assert!(answer.score >= DEFAULT_LINK_PROBABILITY && answer.match_weight > 0.0, "{answer:?}");
     let level = |field: &str| answer.evidence.iter().find(|e| e.field == field).map(|e| e.level.clone());
     assert_eq!(level("given_name").as_deref(), Some("nickname"));
     assert_eq!(level("birth_date").as_deref(), Some("transposed_day_month"));
@@ -104,7 +105,7 @@ async fn the_review_band_creates_and_files_a_candidate() {
     let answer = resolve(&mut client, person("Jonathan", "Smyth")).await;
     assert_eq!(answer.match_kind, MatchKind::New as i32, "{answer:?}");
     assert_eq!(answer.best_candidate, jonathan.name);
-    assert!(answer.score >= 0.5 && answer.score < 0.97, "{answer:?}");
+    assert!(answer.score >= 0.5 && answer.score < DEFAULT_LINK_PROBABILITY, "{answer:?}");
     assert!(answer.merge_candidate.starts_with("mergeCandidates/"), "{answer:?}");
     let created = answer.customer.expect("customer").name;
     assert_ne!(created, jonathan.name);

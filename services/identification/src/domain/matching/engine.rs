@@ -53,7 +53,7 @@ pub struct DedupThresholds {
 }
 
 /// The default auto-link threshold (match probability).
-pub const DEFAULT_LINK_PROBABILITY: f64 = 0.97;
+pub const DEFAULT_LINK_PROBABILITY: f64 = 0.9;
 /// The default review threshold (match probability).
 pub const DEFAULT_REVIEW_PROBABILITY: f64 = 0.5;
 
