@@ -4,7 +4,8 @@
 //!
 //! Blocking keys are chosen so that a duplicate shares at least one with its
 //! original under the usual errors: names in either order with the birth year or the
-//! postcode area; the birth date (day and month in either order) with an initial;
+//! postcode area; the birth date (day and month in either order) with either name's
+//! initial, the house number or the postcode;
 //! day and month with the given name's sound; the names' sounds alone; exact names;
 //! each email, email local part, phone, address (with and without its postcode) and
 //! national id.
@@ -256,19 +257,23 @@ pub fn blocking_keys(record: &MatchRecord) -> Vec<u64> {
     if let Some(birth) = record.birth {
         let (a, b) = (birth.month.min(birth.day), birth.month.max(birth.day));
         let date = (u64::from(birth.year) << 16) | (u64::from(a) << 8) | u64::from(b);
-        if given.is_some() {
-            keys.push(key(&[3, date, initial(given)]));
-        }
-        if family.is_some() {
-            keys.push(key(&[4, date, initial(family)]));
+        // With either name's initial (names may come swapped).
+        for name in [given, family] {
+            if name.is_some() {
+                keys.push(key(&[3, date, initial(name)]));
+            }
         }
         if let Some(g) = given {
             keys.push(key(&[5, u64::from(birth.month), u64::from(birth.day), u64::from(g.soundex)]));
         }
-        // The birth date with the house number: both names mistyped or changed.
+        // The birth date with the house number or the postcode: both names mistyped or
+        // changed.
         for address in &record.addresses {
             if !address.house.is_empty() {
                 keys.push(key(&[14, date, hash_str(&address.house)]));
+            }
+            if address.postcode != 0 {
+                keys.push(key(&[17, date, address.postcode]));
             }
         }
     }

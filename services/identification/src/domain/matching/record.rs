@@ -256,7 +256,8 @@ impl MatchRecord {
 
 impl Address {
     fn new(parts: &AddressParts) -> Self {
-        let line = format!("{} {}", parts.house_number, parts.street);
+        let street = parts.street.replace(' ', "");
+        let line = format!("{} {street}", parts.house_number);
         let opt_hash = |s: &str| if s.is_empty() { 0 } else { hash_str(s) };
         Self {
             line_hash: opt_hash(line.trim()),
@@ -264,7 +265,7 @@ impl Address {
             area: opt_hash(parts.postcode_area()),
             city: opt_hash(&parts.city),
             house: parts.house_number.as_str().into(),
-            street: parts.street.replace(' ', "").into(),
+            street: street.into(),
         }
     }
 }
