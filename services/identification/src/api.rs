@@ -29,6 +29,7 @@ use tonic::{Request, Response, Status};
 use crate::{
     IdentificationConfig,
     cache::CustomerCache,
+    contact_locks::ContactLocks,
     domain::consent::{self, Channel, ConsentRecord, Decision},
     domain::{
         BirthDate, Customer, CustomerId, CustomerKind, CustomerRole, CustomerState, IdentifierKind, NewCustomer,
@@ -56,6 +57,7 @@ pub struct IdentificationApi {
     cache: CustomerCache,
     jobs: Jobs,
     index: MatchIndex,
+    contact_locks: ContactLocks,
     config: Arc<IdentificationConfig>,
 }
 
@@ -68,7 +70,7 @@ impl IdentificationApi {
         index: MatchIndex,
         config: IdentificationConfig,
     ) -> Self {
-        Self { store, cache, jobs, index, config: Arc::new(config) }
+        Self { store, cache, jobs, index, contact_locks: ContactLocks::default(), config: Arc::new(config) }
     }
 
     /// Provenance of facts from `source`, trusted unless the source is configured untrusted.

@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod cache;
+pub mod contact_locks;
 pub mod domain;
 pub mod events;
 pub mod match_index;

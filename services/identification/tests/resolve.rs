@@ -210,3 +210,30 @@ async fn a_call_is_ended_at_the_servers_deadline() {
     assert_eq!(ended.code(), Code::DeadlineExceeded, "{ended:?}");
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn concurrent_first_contacts_of_one_person_create_one_customer() {
+    let env = TestEnv::monolith().await;
+    let client = admin(&env).await;
+    let mail = unique_email("ada@analytical.org");
+    // The same new person arriving on eight channels at once: by email, and by name
+    // and birth date alone.
+    let by_email = Customer { identifiers: vec![email(&mail)], ..person("Ada", "Lovelace") };
+    let by_name = Customer { birth_date: born(1985, 12, 10), ..person("Augusta", "Byron") };
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let mut client = client.clone();
+        let customer = if i % 2 == 0 { by_email.clone() } else { by_name.clone() };
+        tasks.push(tokio::spawn(async move { resolve(&mut client, customer).await }));
+    }
+    let mut customers = std::collections::HashMap::<bool, std::collections::HashSet<String>>::new();
+    let mut created = 0;
+    for (i, task) in tasks.into_iter().enumerate() {
+        let answer = task.await.expect("task");
+        created += usize::from(answer.match_kind == MatchKind::New as i32);
+        customers.entry(i % 2 == 0).or_default().insert(answer.customer.expect("customer").name);
+    }
+    assert_eq!(customers[&true].len(), 1, "one customer for the email: {customers:?}");
+    assert_eq!(customers[&false].len(), 1, "one customer for the name and birth date: {customers:?}");
+    assert_eq!(created, 2, "each person created once");
+}

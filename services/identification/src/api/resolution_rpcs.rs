@@ -243,22 +243,34 @@ impl IdentificationApi {
         {
             return Ok(Applied { record, changed: false });
         }
-        let (decision, review, record) = self.decide(presented).await?;
+        // One contact at a time per person in this process: the second of two
+        // concurrent first contacts then finds the customer the first created.
+        let _held = self.contact_locks.hold(presented).await;
         let limits = |kind: IdentifierKind| self.config.identifier_limits.of(kind);
-        let write = ResolveWrite {
-            presented,
-            facts,
-            provenance,
-            caller,
-            decision,
-            review,
-            origin,
-            limits: &limits,
-            method,
-            key,
-            record,
+        let mut attempt = 0;
+        let applied = loop {
+            attempt += 1;
+            let (decision, review, record) = self.decide(presented).await?;
+            let write = ResolveWrite {
+                presented,
+                facts,
+                provenance,
+                caller,
+                decision,
+                review,
+                origin,
+                limits: &limits,
+                method,
+                key,
+                record,
+            };
+            match self.store.apply_resolution(&write).await {
+                // Another replica created a customer with one of these identifiers
+                // between deciding and writing: decide again, now finding it.
+                Err(ApiError::AlreadyExists(_) | ApiError::Conflict(_)) if attempt == 1 => continue,
+                result => break result?,
+            }
         };
-        let applied = self.store.apply_resolution(&write).await?;
         if applied.changed {
             let customer = CustomerId(applied.record.customer);
             self.changed(&[customer]).await;

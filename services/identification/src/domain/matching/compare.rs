@@ -318,17 +318,19 @@ fn address_level(x: &Address, y: &Address) -> u8 {
         return 1;
     }
     let nearby = postcode_agrees || x.area == y.area || (x.city != 0 && x.city == y.city);
-    let similar_street =
-        !x.street.is_empty() && !y.street.is_empty() && jaro_winkler(x.street.as_bytes(), y.street.as_bytes()) >= 0.88;
+    // Jaro–Winkler only where it can decide (most pairs differ in the house number).
+    let similar_street = || {
+        !x.street.is_empty() && !y.street.is_empty() && jaro_winkler(x.street.as_bytes(), y.street.as_bytes()) >= 0.88
+    };
     let same_house = !x.house.is_empty() && x.house == y.house;
-    if similar_street && same_house {
+    if same_house && similar_street() {
         return if nearby { 2 } else { 3 };
     }
     if both_postcodes && x.postcode == y.postcode {
         return 3;
     }
     // The same street where one side lacks the house number.
-    if similar_street && (x.house.is_empty() || y.house.is_empty()) && nearby {
+    if (x.house.is_empty() || y.house.is_empty()) && nearby && similar_street() {
         return 3;
     }
     if (both_postcodes && x.area == y.area) || (x.city != 0 && x.city == y.city) {
