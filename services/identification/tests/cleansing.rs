@@ -12,7 +12,7 @@ use idic_identification::domain::{BirthDate, DateOrder};
 use idic_proto::common::v1::{GetJobRequest, IdentifierKind, Job, JobState};
 use idic_proto::identification::v1::{
     ClusterDisposition, CreateCustomerRequest, Customer, CustomerKind, CustomerState, Date,
-    ListDuplicateClustersRequest, StartCleansingRequest,
+    ListDuplicateClustersRequest, ListIdentifiersRequest, Provenance, ResolveCustomerRequest, StartCleansingRequest,
 };
 use idic_synth::{Corruption, Record, dedup_file, eval, population};
 use idic_testkit::TestEnv;
@@ -191,4 +191,92 @@ async fn bad_thresholds_are_refused() {
     let none = client.list_duplicate_clusters(ListDuplicateClustersRequest::default()).await.expect_err("none yet");
     assert_eq!(none.code(), Code::NotFound);
     env.cleanup().await;
+}
+
+/// A contact of `customer` observed on `date` ("2020-01-01").
+fn contact_on(customer: Customer, date: &str) -> ResolveCustomerRequest {
+    let time = chrono::DateTime::parse_from_rfc3339(&format!("{date}T12:00:00Z")).expect("date");
+    ResolveCustomerRequest {
+        customer: Some(customer),
+        provenance: Some(Provenance {
+            source: "crm".into(),
+            channel: 0,
+            observe_time: Some(prost_types::Timestamp { seconds: time.timestamp(), nanos: 0 }),
+        }),
+        request_id: String::new(),
+    }
+}
+
+#[tokio::test]
+async fn cleansing_flags_a_phone_not_seen_since_a_newer_one_and_not_one_still_in_use() {
+    let env = TestEnv::monolith().await;
+    let mut client = admin(&env).await;
+    let phone = |number: &str| idic_proto::common::v1::Identifier {
+        kind: IdentifierKind::Phone as i32,
+        value: number.into(),
+        namespace: "44".into(),
+    };
+    let person = |given: &str, mail: &str, number: &str| Customer {
+        kind: CustomerKind::Person as i32,
+        given_name: given.into(),
+        family_name: "Seacole".into(),
+        identifiers: vec![identifier(IdentifierKind::Email, mail), phone(number)],
+        ..Default::default()
+    };
+    // Moved on: the old phone was last seen before the new one appeared.
+    let moved = client
+        .resolve_customer(contact_on(person("Florence", "mary.florence@seacole.net", "07700 900001"), "2020-01-01"))
+        .await
+        .expect("resolve")
+        .into_inner();
+    client
+        .resolve_customer(contact_on(person("Florence", "mary.florence@seacole.net", "07700 900002"), "2023-01-01"))
+        .await
+        .expect("resolve");
+    // Two phones in use: the old one seen again after the new one appeared.
+    let both = client
+        .resolve_customer(contact_on(person("Edith", "mary.edith@seacole.net", "07700 900003"), "2020-01-01"))
+        .await
+        .expect("resolve")
+        .into_inner();
+    client
+        .resolve_customer(contact_on(person("Edith", "mary.edith@seacole.net", "07700 900004"), "2023-01-01"))
+        .await
+        .expect("resolve");
+    client
+        .resolve_customer(contact_on(person("Edith", "mary.edith@seacole.net", "07700 900003"), "2024-01-01"))
+        .await
+        .expect("resolve");
+
+    let job = client.start_cleansing(StartCleansingRequest::default()).await.expect("start").into_inner();
+    let job = finished(&mut client, &job).await;
+    assert_eq!(job.state, JobState::Succeeded as i32, "{job:?}");
+    assert_eq!(count(&job, "stale_flagged"), 1.0, "{job:?}");
+
+    let phones = |parent: String| {
+        let mut client = client.clone();
+        async move {
+            let listed = client
+                .list_identifiers(ListIdentifiersRequest {
+                    parent,
+                    kind: IdentifierKind::Phone as i32,
+                    ..Default::default()
+                })
+                .await
+                .expect("list")
+                .into_inner()
+                .identifiers;
+            listed
+                .into_iter()
+                .map(|i| (i.identifier.expect("identifier").value, i.stale, i.superseded_by))
+                .collect::<Vec<_>>()
+        }
+    };
+    let moved_phones = phones(moved.customer.expect("customer").name).await;
+    let old = moved_phones.iter().find(|p| p.0.ends_with("900001")).expect("old phone");
+    let new = moved_phones.iter().find(|p| p.0.ends_with("900002")).expect("new phone");
+    assert!(old.1, "the old phone is stale: {moved_phones:?}");
+    assert!(!new.1 && !old.2.is_empty(), "superseded by the new one: {moved_phones:?}");
+    let both_phones = phones(both.customer.expect("customer").name).await;
+    assert!(both_phones.iter().all(|p| !p.1), "both in use, neither stale: {both_phones:?}");
 }

@@ -136,21 +136,26 @@ impl Store {
         Ok((rows, total))
     }
 
-    /// Flags as stale every active address and phone superseded by a newer one of the
-    /// same customer (seen more recently), pointing at the newest; answers how many.
+    /// Flags as stale every active address and phone of a customer that has not been
+    /// seen since a newer one first appeared, pointing at the newest; one seen again
+    /// since (both in use) is not, and loses the flag. Answers how many it newly flagged.
     pub async fn flag_stale_identifiers(&self) -> ApiResult<u64> {
-        let flagged = sqlx::query(
-            "WITH ranked AS ( \
-               SELECT id, first_value(id) OVER w AS newest, row_number() OVER w AS rank \
-               FROM identifiers WHERE state = 'active' AND kind IN ('postal_address', 'phone') \
-               WINDOW w AS (PARTITION BY customer_id, kind ORDER BY last_seen_time DESC, id DESC)) \
-             UPDATE identifiers i SET stale = true, superseded_by = r.newest \
-             FROM ranked r WHERE i.id = r.id AND r.rank > 1 \
-               AND (NOT i.stale OR i.superseded_by IS DISTINCT FROM r.newest)",
+        let stale: Vec<bool> = sqlx::query_scalar(
+            "WITH newest AS ( \
+               SELECT DISTINCT ON (customer_id, kind) id, customer_id, kind, observe_time FROM identifiers \
+               WHERE state = 'active' AND kind IN ('postal_address', 'phone') \
+               ORDER BY customer_id, kind, last_seen_time DESC, id DESC), \
+             judged AS ( \
+               SELECT i.id, CASE WHEN i.id <> n.id AND i.last_seen_time < n.observe_time THEN n.id END AS newer \
+               FROM identifiers i JOIN newest n USING (customer_id, kind) WHERE i.state = 'active') \
+             UPDATE identifiers i SET stale = j.newer IS NOT NULL, superseded_by = j.newer \
+             FROM judged j WHERE i.id = j.id \
+               AND (i.stale <> (j.newer IS NOT NULL) OR i.superseded_by IS DISTINCT FROM j.newer) \
+             RETURNING i.stale",
         )
-        .execute(self.pool())
-        .await?
-        .rows_affected();
+        .fetch_all(self.pool())
+        .await?;
+        let flagged = stale.iter().filter(|s| **s).count() as u64;
         Ok(flagged)
     }
 }
