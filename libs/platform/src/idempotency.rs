@@ -1,10 +1,14 @@
 //! Idempotent creates: a `request_id` chosen by the caller makes a retried request
 //! answer the first one's response instead of acting twice (AIP-155). The key is
 //! claimed inside the caller's transaction, so a concurrent duplicate waits for the
-//! first to commit and then replays its answer.
+//! first to commit and then replays its answer. Keys are remembered for
+//! [`RETENTION`], then pruned.
+
+use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
 
 use crate::error::{ApiError, ApiResult};
 
@@ -87,4 +91,45 @@ pub async fn complete(tx: &mut PgConnection, method: &str, request_id: &str, res
         .execute(&mut *tx)
         .await?;
     Ok(())
+}
+
+/// How long a request id is remembered: a retry later than this acts again.
+pub const RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Rows deleted per statement when pruning, so no prune holds locks for long.
+const PRUNE_BATCH: i64 = 10_000;
+
+/// Forgets the request ids claimed more than `older_than` ago; answers how many.
+pub async fn prune(pool: &PgPool, older_than: Duration) -> ApiResult<u64> {
+    let mut pruned = 0;
+    loop {
+        let deleted = sqlx::query(
+            "DELETE FROM idempotency_keys WHERE ctid IN ( \
+               SELECT ctid FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1) LIMIT $2)",
+        )
+        .bind(older_than.as_secs_f64())
+        .bind(PRUNE_BATCH)
+        .execute(pool)
+        .await?
+        .rows_affected();
+        pruned += deleted;
+        if deleted < PRUNE_BATCH as u64 {
+            return Ok(pruned);
+        }
+    }
+}
+
+/// Prunes request ids older than [`RETENTION`] once an hour until `shutdown`.
+pub async fn prune_periodically(pool: PgPool, shutdown: CancellationToken) {
+    loop {
+        match prune(&pool, RETENTION).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(pruned = n, "idempotency keys past retention pruned"),
+            Err(e) => tracing::warn!(error = %e, "pruning idempotency keys failed; retrying in an hour"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(3600)) => {}
+        }
+    }
 }

@@ -164,6 +164,7 @@ impl Identification {
         // Events written to the outbox reach their Redis streams through this relay.
         let relay = OutboxRelay::new(pool.clone(), ctx.redis.clone(), "identification");
         tokio::spawn(relay.run(ctx.shutdown.clone()));
+        tokio::spawn(idic_platform::idempotency::prune_periodically(pool.clone(), ctx.shutdown.clone()));
         // A configured erasure hash key must be usable: found out now, not at an erasure.
         if let Some(key) = config.erasure_hash_key().await? {
             store::erasure::ErasureKey::new(&key)
