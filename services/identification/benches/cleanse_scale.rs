@@ -1,13 +1,16 @@
 //! The matcher's part of cleansing at scale, timed phase by phase on one generated
 //! file (default 1,000,000 records; `IDIC_BENCH_RECORDS` changes it): building the
 //! in-memory index, fitting the model, enumerating and scoring every candidate pair
-//! on two threads, clustering. Prints the timings and the pairwise accuracy.
+//! on two threads, clustering. Prints the timings, the index's resident memory and
+//! the pairwise accuracy.
 //! (The database part of a cleansing job, merging, is not included.)
 //!
 //! `cargo bench -p idic-identification --bench cleanse_scale`
 
 #[path = "../tests/support/generated.rs"]
 mod generated;
+#[path = "../tests/support/report.rs"]
+mod report;
 
 use std::time::Instant;
 
@@ -23,12 +26,14 @@ fn main() {
     let people = population(7, (records as f64 / 1.38) as usize);
     let file = dedup_file(8, &people, 0.3, &Corruption::default());
 
+    let resident_before = resident_mib();
     let started = Instant::now();
     let mut matcher = Matcher::new(Population::new());
     for row in &file {
         matcher.population.insert(MatchRecord::new(&subject(row)));
     }
     let indexed = started.elapsed();
+    let index_mib = resident_mib() - resident_before;
 
     let fit_started = Instant::now();
     let fit = matcher.fit(200);
@@ -39,15 +44,10 @@ fn main() {
     let deduplicated = dedup_started.elapsed();
 
     let truth: Vec<u64> = file.iter().map(|r| r.entity_id).collect();
-    let mut predicted: Vec<u64> = (0..file.len() as u64).map(|i| u64::MAX - i).collect();
-    for (cluster, members) in dedup.clusters.iter().enumerate() {
-        for &slot in members {
-            predicted[slot as usize] = cluster as u64;
-        }
-    }
+    let predicted = report::cluster_labels(&dedup.clusters, file.len());
     let scores = eval::pairwise_from_clusters(&truth, &predicted);
     println!("records                 {}", file.len());
-    println!("index built             {:>8.2} s", indexed.as_secs_f64());
+    println!("index built             {:>8.2} s  ({index_mib:.0} MiB resident)", indexed.as_secs_f64());
     println!(
         "model fitted            {:>8.2} s  (EM converged: {})",
         fitted.as_secs_f64(),
@@ -60,5 +60,16 @@ fn main() {
         dedup.clusters.len()
     );
     println!("total                   {:>8.2} s", started.elapsed().as_secs_f64());
-    println!("pairwise precision {:.5} recall {:.5} F1 {:.5}", scores.precision(), scores.recall(), scores.f1());
+    println!("pairwise {}", report::scores_line(&scores));
+}
+
+/// This process's resident memory in MiB (Linux; 0 elsewhere).
+fn resident_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
 }

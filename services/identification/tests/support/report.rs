@@ -1,6 +1,7 @@
 //! What the accuracy tests print and compare: cluster labels per record, a pair's
 //! evidence on one line, and pairwise scores (shared by the generated-file and FEBRL
-//! accuracy tests).
+//! accuracy tests and the cleansing benchmark; each uses some of it).
+#![allow(dead_code)]
 
 use idic_identification::domain::matching::blocking::Slot;
 use idic_identification::domain::matching::compare::Comparison;
