@@ -1,5 +1,5 @@
-//! What the binary's client commands (`idic import`, `idic export`) share: where the
-//! server is, the token presented to it, the connection, and the progress bar.
+//! What the binary's client commands (`idic import`, `idic export`, `idic bench`) share:
+//! where the server is, the token presented to it, the connections, and the progress bar.
 
 use std::{io::IsTerminal as _, path::PathBuf, time::Duration};
 
@@ -45,15 +45,24 @@ impl ServerArgs {
 
     /// Connects to the identification service, presenting the token on every call.
     pub async fn identification(&self) -> anyhow::Result<Identification> {
-        let bearer = Bearer::new(&self.token()?).context("the token")?;
-        let channel = Channel::from_shared(self.server.clone())
+        let bearer = self.bearer()?;
+        Ok(IdentificationServiceClient::with_interceptor(self.connect().await?, bearer))
+    }
+
+    /// The interceptor presenting the token on every call.
+    pub fn bearer(&self) -> anyhow::Result<Bearer> {
+        Bearer::new(&self.token()?).context("the token")
+    }
+
+    /// Opens one connection (one HTTP/2 connection) to the server.
+    pub async fn connect(&self) -> anyhow::Result<Channel> {
+        Channel::from_shared(self.server.clone())
             .map_err(|e| anyhow::anyhow!("--server {:?}: {e}", self.server))?
             .connect_timeout(Duration::from_secs(5))
             .tcp_nodelay(true)
             .connect()
             .await
-            .with_context(|| format!("cannot reach the IDIC server at {}", self.server))?;
-        Ok(IdentificationServiceClient::with_interceptor(channel, bearer))
+            .with_context(|| format!("cannot reach the IDIC server at {}", self.server))
     }
 }
 

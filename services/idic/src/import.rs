@@ -21,14 +21,15 @@ use idic_proto::{
     common::v1::{self as common, BulkSummary, RowError},
     identification::v1::{self as pb, ImportCustomersRequest, ImportCustomersResponse, ImportRow},
 };
-use indicatif::ProgressStyle;
+use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::mpsc;
 use tokio_stream::{StreamExt as _, wrappers::ReceiverStream};
+use tonic::Status;
 
 use crate::client::{self, ServerArgs};
 
 /// The most rows one message of the stream may carry.
-const MAX_BATCH: u16 = 1000;
+pub const MAX_BATCH: u16 = 1000;
 /// Rejected rows printed with their reason; the rest are counted.
 const REASONS_SHOWN: usize = 10;
 /// Local rejections kept with their reason, as the server keeps its first 1000.
@@ -137,34 +138,12 @@ pub async fn customers(args: ImportCustomersArgs) -> anyhow::Result<()> {
         let source = source.clone();
         tokio::task::spawn_blocking(move || read_rows(reader, &rows, &source, usize::from(batch), &tx))
     };
-    let sent = Arc::new(Mutex::new(Sent::default()));
-    let stream = {
-        let (sent, bar, done) = (sent.clone(), bar.clone(), bar.clone());
-        let batches = ReceiverStream::new(rx).map(move |batch| {
-            if let Ok(mut sent) = sent.lock() {
-                sent.rows += batch.request.rows.len() as u64;
-                sent.last_row_id.clone_from(&batch.last_row_id);
-            }
-            let per_second = batch.rows_read as f64 / bar.elapsed().as_secs_f64().max(0.001);
-            bar.set_position(batch.bytes_read);
-            bar.set_message(format!("{} rows, {per_second:.0} rows/s", batch.rows_read));
-            batch.request
-        });
-        // Polled once every batch is handed over: the server still works through what
-        // the connection buffers before it answers.
-        let sent_all = tokio_stream::once(()).filter_map(move |()| {
-            done.set_message("all rows sent; waiting for the server to finish them");
-            None
-        });
-        batches.chain(sent_all)
-    };
-    let (answer, read) = tokio::join!(identification.import_customers(stream), reading);
+    let ((answer, sent), read) = tokio::join!(upload(&mut identification, rx, &bar), reading);
     let read = read.context("the file reader")?;
     bar.finish_and_clear();
 
-    let sent = sent.lock().map(|s| s.clone()).unwrap_or_default();
     let answer = match answer {
-        Ok(answer) => answer.into_inner(),
+        Ok(answer) => answer,
         Err(status) => {
             let error = client::explain(&status);
             if sent.rows == 0 {
@@ -192,25 +171,64 @@ pub async fn customers(args: ImportCustomersArgs) -> anyhow::Result<()> {
     }
 }
 
-/// The rows handed to the stream so far, to say how far a broken import got.
-#[derive(Debug, Clone, Default)]
-struct Sent {
-    rows: u64,
-    last_row_id: String,
+/// Streams the batches `rx` yields to `ImportCustomers`, moving `bar` to each batch's
+/// position, until `rx` closes; gives back the server's answer and what was handed over,
+/// to say how far a broken upload got. Importing a file and seeding a benchmark share it.
+pub async fn upload(
+    identification: &mut client::Identification,
+    rx: mpsc::Receiver<Batch>,
+    bar: &ProgressBar,
+) -> (Result<ImportCustomersResponse, Status>, Sent) {
+    let sent = Arc::new(Mutex::new(Sent::default()));
+    let stream = {
+        let (sent, bar, done) = (sent.clone(), bar.clone(), bar.clone());
+        let batches = ReceiverStream::new(rx).map(move |batch| {
+            if let Ok(mut sent) = sent.lock() {
+                sent.rows += batch.request.rows.len() as u64;
+                sent.last_row_id.clone_from(&batch.last_row_id);
+            }
+            let per_second = batch.rows_read as f64 / bar.elapsed().as_secs_f64().max(0.001);
+            bar.set_position(batch.position);
+            bar.set_message(format!("{} rows, {per_second:.0} rows/s", batch.rows_read));
+            batch.request
+        });
+        // Polled once every batch is handed over: the server still works through what
+        // the connection buffers before it answers.
+        let sent_all = tokio_stream::once(()).filter_map(move |()| {
+            done.set_message("all rows sent; waiting for the server to finish them");
+            None
+        });
+        batches.chain(sent_all)
+    };
+    let answer = identification.import_customers(stream).await.map(tonic::Response::into_inner);
+    let sent = sent.lock().map(|s| s.clone()).unwrap_or_default();
+    (answer, sent)
 }
 
-/// One message for the stream, and where the reader was when it made it.
-struct Batch {
+/// The rows handed to the stream so far, to say how far a broken import got.
+#[derive(Debug, Clone, Default)]
+pub struct Sent {
+    /// Rows handed over.
+    pub rows: u64,
+    /// The row id of the last of them.
+    pub last_row_id: String,
+}
+
+/// One message for the stream, and where the producer was when it made it.
+pub struct Batch {
     request: ImportCustomersRequest,
-    bytes_read: u64,
+    /// Where the progress bar stands after this batch (bytes of a file, rows of a seed).
+    position: u64,
     rows_read: u64,
     last_row_id: String,
 }
 
 impl Batch {
-    fn new(source: &str, rows: Vec<ImportRow>, bytes_read: u64, rows_read: u64) -> Self {
+    /// A message of `rows` from `source`, made when the producer stood at `position`
+    /// having read `rows_read` rows.
+    pub fn new(source: &str, rows: Vec<ImportRow>, position: u64, rows_read: u64) -> Self {
         let last_row_id = rows.last().map(|r| r.row_id.clone()).unwrap_or_default();
-        Self { request: ImportCustomersRequest { source: source.to_owned(), rows }, bytes_read, rows_read, last_row_id }
+        Self { request: ImportCustomersRequest { source: source.to_owned(), rows }, position, rows_read, last_row_id }
     }
 }
 

@@ -1,8 +1,9 @@
 //! `idic`: the one IDIC binary. `idic serve --target all` runs the four services on one
 //! port (monolithic mode); `--target identification` etc. runs one (microservices mode);
 //! `idic migrate` applies schema migrations; `idic demo` shows the services at work;
-//! `idic import` and `idic export` are clients of a running server.
+//! `idic import`, `idic export` and `idic bench` are clients of a running server.
 
+mod bench;
 mod client;
 mod demo;
 mod export;
@@ -60,6 +61,9 @@ enum Command {
     /// Write data from a running server to files (a client: needs only --server and a token).
     #[command(subcommand)]
     Export(ExportCommand),
+    /// Measure a running server under load (a client: needs only --server and a token).
+    #[command(subcommand)]
+    Bench(BenchCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -72,6 +76,16 @@ enum ImportCommand {
     /// count as duplicates. Rejected rows are reported; the exit code is non-zero only
     /// when the import could not run.
     Customers(import::ImportCustomersArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Seed generated customers through ImportCustomers, then measure health checks,
+    /// ResolveCustomer by exact email and ResolveCustomer by name, birth date and address
+    /// at each concurrency, and print requests/s and latency percentiles.
+    ///
+    /// Seeding is idempotent: a re-run with the same --customers imports nothing new.
+    Identification(bench::BenchIdentificationArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -114,13 +128,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Import(ImportCommand::Customers(args)) => return import::customers(args).await,
         Command::Export(ExportCommand::Duplicates(args)) => return export::duplicates(args).await,
+        Command::Bench(BenchCommand::Identification(args)) => return bench::identification(args).await,
         _ => {}
     }
     let mut config: IdicConfig = idic_platform::config::load(cli.config.as_deref())?;
     idic_platform::telemetry::init(&config.telemetry)?;
     idic_platform::metrics::install(&config.telemetry.metrics_listen)?;
     match cli.command {
-        Command::Config | Command::Import(_) | Command::Export(_) => Ok(()),
+        Command::Config | Command::Import(_) | Command::Export(_) | Command::Bench(_) => Ok(()),
         Command::Migrate { target } => {
             idic::migrate(&config, target).await?;
             println!("migrations applied for target {}", target.as_str());

@@ -1,0 +1,463 @@
+//! `idic bench identification`: seeds a running server with generated customers through
+//! `ImportCustomers`, then measures health checks and `ResolveCustomer` over gRPC at several
+//! concurrencies and prints throughput and latency percentiles as a table.
+
+use std::{
+    fmt,
+    str::FromStr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+use hdrhistogram::Histogram;
+use idic_platform::client::Bearer;
+use idic_proto::{
+    common::v1::{BulkSummary, Identifier, IdentifierKind},
+    identification::v1::{
+        self as pb, ImportCustomersResponse, ImportRow, MatchKind, ResolveCustomerRequest,
+        identification_service_client::IdentificationServiceClient,
+    },
+};
+use idic_synth::Person;
+use indicatif::ProgressStyle;
+use rand::{RngExt as _, SeedableRng as _, rngs::Xoshiro256PlusPlus};
+use tokio::sync::mpsc;
+use tonic::{Status, service::interceptor::InterceptedService, transport::Channel};
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+use crate::{
+    client::{self, Identification, ServerArgs},
+    import::{self, Batch, MAX_BATCH},
+};
+
+/// Seeded rows come from this source; with the row ids (each person's position in the
+/// generated population) it makes a re-run with the same `--customers` import nothing new.
+const SOURCE: &str = "bench";
+/// The population's seed: the same people on every run.
+const POPULATION_SEED: u64 = 20_240_601;
+/// Latencies above this (one minute, in microseconds) are recorded as this.
+const MAX_LATENCY_MICROS: u64 = 60_000_000;
+
+/// Arguments of `idic bench identification`.
+#[derive(Debug, clap::Args)]
+pub struct BenchIdentificationArgs {
+    /// Generated customers to seed through ImportCustomers (source "bench"); those seeded
+    /// by an earlier run with the same number are not imported again.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    customers: u64,
+    /// Seconds each scenario runs at each concurrency.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    duration: u64,
+    /// Concurrent callers, as a comma-separated list of counts; each scenario runs once per
+    /// count, each caller issuing requests back to back.
+    #[arg(long, value_name = "LIST", default_value = "1,4,16,64")]
+    concurrency: Concurrencies,
+    /// HTTP/2 connections the callers share, round-robin. One connection caps the health
+    /// check well below what the server answers on several, so the default is 4.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    connections: u16,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+/// `--concurrency`: one or more positive counts.
+#[derive(Debug, Clone)]
+struct Concurrencies(Vec<usize>);
+
+impl FromStr for Concurrencies {
+    type Err = String;
+
+    fn from_str(list: &str) -> Result<Self, String> {
+        let counts = list
+            .split(',')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(|c| c.parse::<usize>().ok().filter(|n| (1..=10_000).contains(n)).ok_or(c))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|c| format!("{c:?} is not a count of callers from 1 to 10000"))?;
+        if counts.is_empty() {
+            return Err("give one or more counts of callers, such as 1,4,16,64".to_owned());
+        }
+        Ok(Self(counts))
+    }
+}
+
+/// What is measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scenario {
+    /// The health check: the server stack without any service work, the ceiling.
+    Empty,
+    /// ResolveCustomer with a seeded customer's exact email.
+    ResolveKnown,
+    /// ResolveCustomer with names, birth date and postal address only: the matcher.
+    ResolveFuzzy,
+}
+
+impl Scenario {
+    const ALL: [Self; 3] = [Self::Empty, Self::ResolveKnown, Self::ResolveFuzzy];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Empty => "empty",
+            Self::ResolveKnown => "resolve_known",
+            Self::ResolveFuzzy => "resolve_fuzzy",
+        }
+    }
+
+    /// The match a resolve of this scenario should answer with.
+    fn expected_match(self) -> Option<MatchKind> {
+        match self {
+            Self::Empty => None,
+            Self::ResolveKnown => Some(MatchKind::Exact),
+            Self::ResolveFuzzy => Some(MatchKind::Probable),
+        }
+    }
+}
+
+/// Seeds, measures every scenario at every concurrency, and prints the table.
+pub async fn identification(args: BenchIdentificationArgs) -> anyhow::Result<()> {
+    let BenchIdentificationArgs { customers, duration, concurrency, connections, server } = args;
+    let count = usize::try_from(customers).context("--customers")?;
+    let people = tokio::task::spawn_blocking(move || idic_synth::population(POPULATION_SEED, count).people)
+        .await
+        .context("generating the customers")?;
+    let people = Arc::new(people);
+
+    let mut identification = server.identification().await?;
+    seed(&mut identification, &people).await?;
+
+    let bearer = server.bearer()?;
+    let mut channels = Vec::with_capacity(usize::from(connections));
+    for _ in 0..connections {
+        channels.push(server.connect().await?);
+    }
+    let duration = Duration::from_secs(duration);
+    println!("\n{} s per run, {} connection(s), {} seeded customers", duration.as_secs(), channels.len(), people.len());
+    println!("{}", header());
+    let mut empty_rates = Vec::new();
+    let mut notes = Vec::new();
+    for scenario in Scenario::ALL {
+        for (i, &callers) in concurrency.0.iter().enumerate() {
+            let callers = (0..callers)
+                .map(|n| Caller::new(channels[n % channels.len()].clone(), bearer.clone(), people.clone(), n as u64))
+                .collect();
+            let run = measure(scenario, callers, duration).await;
+            let rate = run.rate();
+            let of_empty = match scenario {
+                Scenario::Empty => {
+                    empty_rates.push(rate);
+                    None
+                }
+                _ => empty_rates.get(i).filter(|r| **r > 0.0).map(|empty| rate / empty),
+            };
+            println!("{}", Row { scenario, callers: concurrency.0[i], run: &run, of_empty });
+            if let Some(error) = &run.first_error {
+                notes.push(format!("{} x{}: first error {error}", scenario.name(), concurrency.0[i]));
+            }
+            if let Some(expected) = scenario.expected_match()
+                && run.unexpected_matches > 0
+            {
+                notes.push(format!(
+                    "{} x{}: {} of {} answers were not {} (a customer was created instead)",
+                    scenario.name(),
+                    concurrency.0[i],
+                    run.unexpected_matches,
+                    run.latencies.len(),
+                    expected.as_str_name()
+                ));
+            }
+        }
+    }
+    for note in notes {
+        println!("note: {note}");
+    }
+    Ok(())
+}
+
+/// Imports the people not imported by an earlier run and prints what became of them and
+/// how fast they went in.
+async fn seed(identification: &mut Identification, people: &Arc<Vec<Person>>) -> anyhow::Result<()> {
+    let total = people.len() as u64;
+    let bar = client::progress_bar(
+        total,
+        ProgressStyle::with_template("seeding {spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let (tx, rx) = mpsc::channel::<Batch>(2);
+    let producing = {
+        let people = people.clone();
+        tokio::task::spawn_blocking(move || {
+            for (start, chunk) in people.chunks(usize::from(MAX_BATCH)).enumerate() {
+                let first = start * usize::from(MAX_BATCH);
+                let rows = chunk.iter().enumerate().map(|(i, person)| import_row(first + i, person)).collect();
+                let done = (first + chunk.len()) as u64;
+                if tx.blocking_send(Batch::new(SOURCE, rows, done, done)).is_err() {
+                    return;
+                }
+            }
+        })
+    };
+    let started = Instant::now();
+    let ((answer, sent), produced) = tokio::join!(import::upload(identification, rx, &bar), producing);
+    let elapsed = started.elapsed();
+    bar.finish_and_clear();
+    produced.context("generating the rows")?;
+    let answer = answer.map_err(|status| {
+        client::explain(&status).context(format!(
+            "seeding stopped after sending {} rows; the rows the server finished are kept: run again to resume",
+            sent.rows
+        ))
+    })?;
+    print!("{}", Seeded { answer, elapsed });
+    Ok(())
+}
+
+/// The row of the `index`th person: names, birth date, email, mobile phone and address.
+/// Household landlines are left out: a shared landline would link the household's
+/// members into one customer.
+fn import_row(index: usize, person: &Person) -> ImportRow {
+    let mut customer = person_with(person, vec![identifier(IdentifierKind::Email, &person.email)]);
+    if person.phone.starts_with("+447") {
+        customer.identifiers.push(identifier(IdentifierKind::Phone, &person.phone));
+    }
+    customer.identifiers.push(identifier(IdentifierKind::PostalAddress, &address(person)));
+    ImportRow { row_id: index.to_string(), customer: Some(customer), facts: Vec::new(), channel: 0, observe_time: None }
+}
+
+fn person_with(person: &Person, identifiers: Vec<Identifier>) -> pb::Customer {
+    let (year, month, day) = person.birth_date;
+    pb::Customer {
+        kind: pb::CustomerKind::Person as i32,
+        given_name: person.given_name.clone(),
+        family_name: person.family_name.clone(),
+        birth_date: Some(pb::Date { year, month: month as i32, day: day as i32 }),
+        identifiers,
+        ..Default::default()
+    }
+}
+
+fn identifier(kind: IdentifierKind, value: &str) -> Identifier {
+    Identifier { kind: kind as i32, value: value.to_owned(), namespace: String::new() }
+}
+
+fn address(person: &Person) -> String {
+    format!("{} {}, {}, {}", person.house_number, person.street, person.postcode, person.city)
+}
+
+/// The seeding summary.
+struct Seeded {
+    answer: ImportCustomersResponse,
+    elapsed: Duration,
+}
+
+impl fmt::Display for Seeded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ImportCustomersResponse { summary, linked_exact, linked_probable, review_candidates } = &self.answer;
+        let BulkSummary { received, created, updated, duplicates, rejected, errors } =
+            summary.clone().unwrap_or_default();
+        let seconds = self.elapsed.as_secs_f64();
+        let rate = received as f64 / seconds.max(0.001);
+        writeln!(f, "seeded {received} customers as source {SOURCE} in {seconds:.1} s ({rate:.0} rows/s)")?;
+        writeln!(f, "  created            {created:>9}")?;
+        writeln!(f, "  updated            {updated:>9}  (linked exact {linked_exact}, probable {linked_probable})")?;
+        writeln!(f, "  duplicates         {duplicates:>9}  (seeded by an earlier run)")?;
+        writeln!(f, "  rejected           {rejected:>9}")?;
+        for error in errors.iter().take(5) {
+            writeln!(f, "    row {:<8} {}  {}", error.row_id, error.field, error.description)?;
+        }
+        writeln!(f, "  review candidates  {review_candidates:>9}")
+    }
+}
+
+/// One concurrent caller: its clients, the seeded people and its own random stream.
+struct Caller {
+    health: HealthClient<InterceptedService<Channel, Bearer>>,
+    identification: Identification,
+    people: Arc<Vec<Person>>,
+    rng: Xoshiro256PlusPlus,
+}
+
+impl Caller {
+    fn new(channel: Channel, bearer: Bearer, people: Arc<Vec<Person>>, stream: u64) -> Self {
+        Self {
+            health: HealthClient::with_interceptor(channel.clone(), bearer.clone()),
+            identification: IdentificationServiceClient::with_interceptor(channel, bearer),
+            people,
+            rng: Xoshiro256PlusPlus::seed_from_u64(stream),
+        }
+    }
+
+    /// Makes one call of `scenario` about a random seeded person; a resolve answers with
+    /// how it matched.
+    async fn call(&mut self, scenario: Scenario) -> Result<Option<MatchKind>, Status> {
+        let person = &self.people[self.rng.random_range(0..self.people.len())];
+        let customer = match scenario {
+            Scenario::Empty => {
+                self.health.check(HealthCheckRequest { service: String::new() }).await?;
+                return Ok(None);
+            }
+            // Only the email: the exact path, not the matcher.
+            Scenario::ResolveKnown => pb::Customer {
+                kind: pb::CustomerKind::Person as i32,
+                identifiers: vec![identifier(IdentifierKind::Email, &person.email)],
+                ..Default::default()
+            },
+            // Postal addresses never decide exactly, so this goes to the matcher.
+            Scenario::ResolveFuzzy => {
+                person_with(person, vec![identifier(IdentifierKind::PostalAddress, &address(person))])
+            }
+        };
+        let request = ResolveCustomerRequest { customer: Some(customer), provenance: None, request_id: String::new() };
+        let answer = self.identification.resolve_customer(request).await?.into_inner();
+        Ok(Some(answer.match_kind()))
+    }
+}
+
+/// What one scenario at one concurrency did.
+struct Run {
+    latencies: Histogram<u64>,
+    errors: u64,
+    first_error: Option<String>,
+    unexpected_matches: u64,
+    elapsed: Duration,
+}
+
+impl Run {
+    fn new() -> Self {
+        Self {
+            latencies: latency_histogram(),
+            errors: 0,
+            first_error: None,
+            unexpected_matches: 0,
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    /// Successful requests per second.
+    fn rate(&self) -> f64 {
+        self.latencies.len() as f64 / self.elapsed.as_secs_f64().max(0.001)
+    }
+
+    fn add(&mut self, other: Self) {
+        // Both histograms have the same bounds, so adding cannot fail.
+        let _ = self.latencies.add(&other.latencies);
+        self.errors += other.errors;
+        self.unexpected_matches += other.unexpected_matches;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+    }
+}
+
+fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_LATENCY_MICROS, 3).expect("1 µs to a minute at 3 significant digits is valid")
+}
+
+/// Runs `scenario` for `duration` with each caller in its own task, issuing requests
+/// back to back, and gathers their latencies.
+async fn measure(scenario: Scenario, callers: Vec<Caller>, duration: Duration) -> Run {
+    let started = Instant::now();
+    let deadline = started + duration;
+    let tasks: Vec<_> = callers
+        .into_iter()
+        .map(|mut caller| {
+            tokio::spawn(async move {
+                let mut run = Run::new();
+                while Instant::now() < deadline {
+                    let sent = Instant::now();
+                    let answer = caller.call(scenario).await;
+                    let micros = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
+                    match answer {
+                        Ok(matched) => {
+                            run.latencies.saturating_record(micros.clamp(1, MAX_LATENCY_MICROS));
+                            if matched.is_some() && matched != scenario.expected_match() {
+                                run.unexpected_matches += 1;
+                            }
+                        }
+                        Err(status) => {
+                            run.errors += 1;
+                            if run.first_error.is_none() {
+                                run.first_error = Some(client::explain(&status).to_string());
+                            }
+                        }
+                    }
+                }
+                run
+            })
+        })
+        .collect();
+    let mut total = Run::new();
+    for task in tasks {
+        match task.await {
+            Ok(run) => total.add(run),
+            Err(e) => {
+                total.errors += 1;
+                total.first_error.get_or_insert_with(|| format!("a caller failed: {e}"));
+            }
+        }
+    }
+    total.elapsed = started.elapsed();
+    total
+}
+
+/// The table's header line; [`Row`] lines up under it.
+fn header() -> String {
+    format!(
+        "{:<14} {:>11} {:>11} {:>9} {:>9} {:>9} {:>8} {:>9}",
+        "scenario", "concurrency", "requests/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "of empty"
+    )
+}
+
+/// One line of the table.
+struct Row<'a> {
+    scenario: Scenario,
+    callers: usize,
+    run: &'a Run,
+    of_empty: Option<f64>,
+}
+
+impl fmt::Display for Row<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let millis = |quantile: f64| self.run.latencies.value_at_quantile(quantile) as f64 / 1000.0;
+        let of_empty = self.of_empty.map_or_else(|| "-".to_owned(), |share| format!("{:.1}%", share * 100.0));
+        write!(
+            f,
+            "{:<14} {:>11} {:>11.1} {:>9.3} {:>9.3} {:>9.3} {:>8} {:>9}",
+            self.scenario.name(),
+            self.callers,
+            self.run.rate(),
+            millis(0.5),
+            millis(0.99),
+            millis(0.999),
+            self.run.errors,
+            of_empty
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concurrency_lists_are_positive_counts_and_never_empty() {
+        assert_eq!("1,4, 16,64".parse::<Concurrencies>().map(|c| c.0), Ok(vec![1, 4, 16, 64]));
+        assert!("".parse::<Concurrencies>().is_err());
+        assert!(",".parse::<Concurrencies>().is_err());
+        assert!("1,0".parse::<Concurrencies>().expect_err("zero callers").contains("\"0\""));
+        assert!("two".parse::<Concurrencies>().is_err());
+    }
+
+    #[test]
+    fn a_row_shows_rate_percentiles_errors_and_the_share_of_empty() {
+        let mut run = Run::new();
+        for micros in [500, 1000, 1500, 2000] {
+            run.latencies.record(micros).expect("in bounds");
+        }
+        run.elapsed = Duration::from_secs(2);
+        let row = Row { scenario: Scenario::ResolveKnown, callers: 4, run: &run, of_empty: Some(0.25) }.to_string();
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(cells, ["resolve_known", "4", "2.0", "1.000", "2.000", "2.000", "0", "25.0%"]);
+    }
+}

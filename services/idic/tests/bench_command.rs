@@ -1,0 +1,133 @@
+//! `idic bench identification` runs as the binary against a real server: it seeds generated
+//! customers (a re-run with the same number seeds nothing new), measures every scenario at
+//! every concurrency without errors, and refuses bad flags naming them.
+
+use idic_testkit::{TestEnv, tokens};
+
+struct Run {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+async fn idic(args: &[&str]) -> Run {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_idic"))
+        .args(args)
+        .env_remove("IDIC_CONFIG")
+        .env_remove("IDIC_SERVER")
+        .env_remove("IDIC_TOKEN")
+        .output()
+        .await
+        .expect("run idic");
+    Run {
+        ok: output.status.success(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// The number on the seeding summary line starting with `label`.
+fn count(summary: &str, label: &str) -> i64 {
+    let line = summary
+        .lines()
+        .find(|l| l.trim_start().starts_with(label))
+        .unwrap_or_else(|| panic!("no {label:?} line in\n{summary}"));
+    let number = line.trim_start()[label.len()..].split_whitespace().next().unwrap_or_default();
+    number.parse().unwrap_or_else(|_| panic!("{label:?} has no count in\n{summary}"))
+}
+
+/// One row of the table: scenario, concurrency, requests/s, p50, p99, p99.9, errors, share of empty.
+struct Row {
+    scenario: String,
+    concurrency: usize,
+    requests_per_second: f64,
+    errors: u64,
+    of_empty: String,
+}
+
+fn table(output: &str) -> Vec<Row> {
+    let header =
+        output.lines().position(|l| l.starts_with("scenario")).unwrap_or_else(|| panic!("no table:\n{output}"));
+    output
+        .lines()
+        .skip(header + 1)
+        .take_while(|l| !l.trim().is_empty() && !l.starts_with("note:"))
+        .map(|line| {
+            let cells: Vec<&str> = line.split_whitespace().collect();
+            assert_eq!(cells.len(), 8, "a row has 8 cells: {line}");
+            Row {
+                scenario: cells[0].to_owned(),
+                concurrency: cells[1].parse().expect("concurrency"),
+                requests_per_second: cells[2].parse().expect("requests/s"),
+                errors: cells[6].parse().expect("errors"),
+                of_empty: cells[7].to_owned(),
+            }
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_bench_seeds_once_and_measures_every_scenario_at_every_concurrency() {
+    let env = TestEnv::monolith().await;
+    let server = format!("http://{}", env.addr(idic::Target::Identification));
+    let bench = |concurrency| {
+        [
+            "bench",
+            "identification",
+            "--server",
+            server.as_str(),
+            "--token",
+            tokens::ADMIN,
+            "--customers",
+            "300",
+            "--duration",
+            "1",
+            "--concurrency",
+            concurrency,
+        ]
+    };
+
+    let first = idic(&bench("1,2")).await;
+    assert!(first.ok, "bench failed: {}\n{}", first.stderr, first.stdout);
+    let output = &first.stdout;
+    assert!(output.contains("seeded 300 customers as source bench"), "{output}");
+    assert!(output.contains("rows/s"), "the seeding rate is reported:\n{output}");
+    assert_eq!(count(output, "rejected"), 0, "{output}");
+    assert!(count(output, "created") > 250, "most people are new customers:\n{output}");
+
+    let rows = table(output);
+    let expected: Vec<(&str, usize)> = ["empty", "resolve_known", "resolve_fuzzy"]
+        .into_iter()
+        .flat_map(|scenario| [(scenario, 1), (scenario, 2)])
+        .collect();
+    let found: Vec<(&str, usize)> = rows.iter().map(|r| (r.scenario.as_str(), r.concurrency)).collect();
+    assert_eq!(found, expected, "one row per scenario and concurrency:\n{output}");
+    for row in &rows {
+        assert!(row.requests_per_second > 0.0, "{} x{} completed requests:\n{output}", row.scenario, row.concurrency);
+        assert_eq!(row.errors, 0, "{} x{} without errors:\n{output}", row.scenario, row.concurrency);
+        let is_share = row.of_empty.ends_with('%');
+        assert_eq!(is_share, row.scenario != "empty", "resolve rows are compared to empty:\n{output}");
+    }
+
+    let again = idic(&bench("1")).await;
+    assert!(again.ok, "re-run failed: {}", again.stderr);
+    let output = &again.stdout;
+    assert_eq!((count(output, "created"), count(output, "updated")), (0, 0), "nothing new is seeded:\n{output}");
+    assert_eq!(count(output, "duplicates"), 300, "every row seeded before:\n{output}");
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn bad_flags_are_refused_naming_the_flag() {
+    let refused = |args: &'static [&'static str], flag: &'static str| async move {
+        let base = ["bench", "identification", "--server", "http://127.0.0.1:9", "--token", tokens::ADMIN];
+        let run = idic(&[&base[..], args].concat()).await;
+        assert!(!run.ok, "{args:?} is refused");
+        assert!(run.stderr.contains(flag), "{args:?}: the error names {flag}: {}", run.stderr);
+    };
+    refused(&["--duration", "0"], "--duration").await;
+    refused(&["--customers", "0"], "--customers").await;
+    refused(&["--concurrency", ""], "--concurrency").await;
+    refused(&["--concurrency", "4,0"], "--concurrency").await;
+    refused(&["--connections", "0"], "--connections").await;
+}
