@@ -7,7 +7,7 @@
 //! postcode area; the birth date (day and month in either order) with either name's
 //! initial, the house number or the postcode;
 //! day and month with the given name's sound; the names' sounds alone; exact names;
-//! each email, email local part, phone, address (with and without its postcode) and
+//! each email, email local part, phone, address (with its postcode or its town) and
 //! national id.
 
 use std::collections::HashMap;
@@ -303,8 +303,11 @@ pub fn blocking_keys(record: &MatchRecord) -> Vec<u64> {
     for address in &record.addresses {
         if address.line_hash != 0 {
             keys.push(key(&[10, address.line_hash, address.postcode]));
-            // The house and street alone: a mistyped postcode or a changed town.
-            keys.push(key(&[13, address.line_hash]));
+            // The house and street with the town: a mistyped postcode. (Not alone:
+            // "12 High Street" is in every town.)
+            if address.city != 0 {
+                keys.push(key(&[13, address.line_hash, address.city]));
+            }
         }
     }
     for &id in &record.national_ids {
