@@ -343,7 +343,7 @@ pub struct Fit {
     pub candidate_pairs: u64,
     /// Random pairs u was estimated from.
     pub random_pairs: u64,
-    /// Pairs sharing an address estimated to be different people (the household u).
+    /// Pairs sharing an address but clearly different people, for the household u.
     pub household_pairs: u64,
     /// Pairs with the same full name but clearly different people, for the namesakes' u.
     pub namesake_pairs: u64,
@@ -366,11 +366,16 @@ const TRAINING_SETS: [TrainingSet; 4] = [
         selected_by: &[Field::BirthDate, Field::GivenName],
         includes: |c| c.level(Field::BirthDate) == 1 && matches!(c.level(Field::GivenName), 1..=3),
     },
-    // Files without emails still teach how birth dates and addresses differ among
-    // matches: pairs with similar names (namesakes are the non-matches EM separates).
+    // Files without emails still teach how birth dates differ among matches: pairs
+    // with similar names near each other (in a large file, similar names alone are
+    // mostly namesakes).
     TrainingSet {
-        selected_by: &[Field::GivenName, Field::FamilyName],
-        includes: |c| matches!(c.level(Field::GivenName), 1..=3) && matches!(c.level(Field::FamilyName), 1..=2),
+        selected_by: &[Field::GivenName, Field::FamilyName, Field::Location],
+        includes: |c| {
+            matches!(c.level(Field::GivenName), 1..=3)
+                && matches!(c.level(Field::FamilyName), 1..=2)
+                && matches!(c.level(Field::Location), 1..=3)
+        },
     },
     TrainingSet {
         selected_by: &[Field::BirthDate, Field::FamilyName],
@@ -399,7 +404,10 @@ pub fn fit(
     let strangers_at_one_address = candidates
         .iter()
         .filter(|c| same_address(c) && c.level(Field::GivenName) == 6 && c.level(Field::BirthDate) == 4);
-    let mut u_same_address = level_distribution(strangers_at_one_address, &start.u_same_address, 50.0);
+    let household_pairs = strangers_at_one_address.clone().count() as u64;
+    // Where hardly any strangers share an address the file holds no households to
+    // speak of: agreement at one address then means what it means anywhere.
+    let mut u_same_address = level_distribution(strangers_at_one_address, &u, 50.0);
     let namesakes = candidates.iter().filter(|c| {
         context(&c.levels, Field::Email) == Context::SameName
             && c.level(Field::BirthDate) == 4
@@ -466,11 +474,6 @@ pub fn fit(
         }
     }
 
-    let at_one_address: Vec<&Comparison> = candidates.iter().filter(|c| same_address(c)).collect();
-    let (household_u, strangers) = household_u(&at_one_address, &parameters, max_iterations);
-    parameters.u_same_address = if strangers >= 50.0 { household_u } else { parameters.u };
-    let household_pairs = strangers.round() as u64;
-
     let all: Vec<&Comparison> = candidates.iter().collect();
     let prior_run = em(&all, &parameters, &[], 0.1, max_iterations);
     iterations += prior_run.iterations;
@@ -489,65 +492,6 @@ pub fn fit(
         household_pairs,
         namesake_pairs,
     }
-}
-
-/// The household u by EM over the candidate pairs sharing an address, with m fixed:
-/// those pairs mix duplicates with people living together, and only the household
-/// fields' u is free. Answers it with the estimated number of pairs of different
-/// people; where that is small the file holds no households to speak of (agreement
-/// at one address then means what it means anywhere).
-fn household_u(
-    pairs: &[&Comparison],
-    parameters: &Parameters,
-    max_iterations: usize,
-) -> ([[f64; MAX_LEVELS]; FIELD_COUNT], f64) {
-    let mut patterns: std::collections::HashMap<[u8; FIELD_COUNT], f64> = std::collections::HashMap::new();
-    for c in pairs {
-        *patterns.entry(c.levels).or_default() += 1.0;
-    }
-    let mut current = parameters.clone();
-    let mut share = 0.5;
-    let mut strangers = 0.0;
-    for _ in 0..max_iterations {
-        let mut next = [[0f64; MAX_LEVELS]; FIELD_COUNT];
-        let (mut matched, mut total) = (0.0, 0.0);
-        for (levels, count) in &patterns {
-            let (mut pm, mut pu) = (share, 1.0 - share);
-            for field in Field::ALL {
-                let l = levels[field as usize] as usize;
-                if l != 0 {
-                    pm *= current.m_for(levels, field)[l].max(FLOOR);
-                    pu *= current.u_for(levels, field)[l].max(FLOOR);
-                }
-            }
-            let stranger = pu / (pm + pu);
-            matched += count * (1.0 - stranger);
-            total += count;
-            for field in HOUSEHOLD_FIELDS {
-                next[field as usize][levels[field as usize] as usize] += count * stranger;
-            }
-        }
-        strangers = total - matched;
-        let mut change: f64 = 0.0;
-        for field in HOUSEHOLD_FIELDS {
-            let (f, levels) = (field as usize, field.level_count());
-            let sum: f64 = next[f][1..levels].iter().sum();
-            if sum > 0.0 {
-                for (u, next) in current.u_same_address[f].iter_mut().zip(next[f]).take(levels).skip(1) {
-                    let value = (next / sum).max(FLOOR);
-                    change = change.max((value - *u).abs());
-                    *u = value;
-                }
-            }
-        }
-        let next_share = if total > 0.0 { (matched / total).clamp(1e-9, 1.0 - 1e-9) } else { share };
-        change = change.max((next_share - share).abs());
-        share = next_share;
-        if change < 1e-6 {
-            break;
-        }
-    }
-    (current.u_same_address, strangers)
 }
 
 /// Level frequencies per field over `comparisons` (add-half smoothed); a field with
