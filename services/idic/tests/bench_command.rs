@@ -3,38 +3,10 @@
 //! every concurrency without errors, and refuses bad flags naming them.
 
 use idic_testkit::{TestEnv, tokens};
+#[path = "support/run.rs"]
+mod run;
 
-struct Run {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-async fn idic(args: &[&str]) -> Run {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_idic"))
-        .args(args)
-        .env_remove("IDIC_CONFIG")
-        .env_remove("IDIC_SERVER")
-        .env_remove("IDIC_TOKEN")
-        .output()
-        .await
-        .expect("run idic");
-    Run {
-        ok: output.status.success(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
-
-/// The number on the seeding summary line starting with `label`.
-fn count(summary: &str, label: &str) -> i64 {
-    let line = summary
-        .lines()
-        .find(|l| l.trim_start().starts_with(label))
-        .unwrap_or_else(|| panic!("no {label:?} line in\n{summary}"));
-    let number = line.trim_start()[label.len()..].split_whitespace().next().unwrap_or_default();
-    number.parse().unwrap_or_else(|_| panic!("{label:?} has no count in\n{summary}"))
-}
+use run::{count, idic};
 
 /// One row of the table: scenario, concurrency, requests/s, p50, p99, p99.9, errors, share of empty.
 struct Row {

@@ -18,6 +18,10 @@ use idic_proto::{
 };
 use idic_synth::{Corruption, Record, dedup_file, population};
 use idic_testkit::{TestEnv, tokens};
+#[path = "support/run.rs"]
+mod run;
+
+use run::{count, idic};
 
 /// Ten customers: Ada twice (another email, same name, birth date and address), a
 /// placeholder email, and a birth date that is no date.
@@ -46,28 +50,6 @@ const MAPS: [&str; 9] = [
     "Town=city",
     "Newsletter=fact:preference.newsletter",
 ];
-
-struct Run {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-async fn idic(args: &[&str]) -> Run {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_idic"))
-        .args(args)
-        .env_remove("IDIC_CONFIG")
-        .env_remove("IDIC_SERVER")
-        .env_remove("IDIC_TOKEN")
-        .output()
-        .await
-        .expect("run idic");
-    Run {
-        ok: output.status.success(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
 
 /// A scratch directory of this test, removed when dropped.
 struct Scratch(PathBuf);
@@ -99,16 +81,6 @@ fn import_args<'a>(file: &'a Path, server: &'a str, token: &'a str) -> Vec<&'a s
         args.extend(["--map", map]);
     }
     args
-}
-
-/// The number on the summary line starting with `label`.
-fn count(summary: &str, label: &str) -> i64 {
-    let line = summary
-        .lines()
-        .find(|l| l.trim_start().starts_with(label))
-        .unwrap_or_else(|| panic!("no {label:?} line in\n{summary}"));
-    let number = line.trim_start()[label.len()..].split_whitespace().next().unwrap_or_default();
-    number.parse().unwrap_or_else(|_| panic!("{label:?} has no count in\n{summary}"))
 }
 
 #[tokio::test]
