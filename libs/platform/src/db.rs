@@ -119,3 +119,43 @@ pub async fn drop_database(url: &str) -> anyhow::Result<()> {
         .await?;
     Ok(())
 }
+
+/// How often [`keep_statistics`] looks for tables whose planner statistics fell behind.
+const STATISTICS_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Keeps the planner statistics of the pool's schema current while the server's
+/// autovacuum is off, until `shutdown`: every [`STATISTICS_INTERVAL`], tables changed by
+/// more than autovacuum's default analyze threshold (50 rows plus 10%) since their last
+/// analysis are analysed. Without statistics the planner picks wrong indexes and
+/// lookups scan whole tables as they grow (an import then slows to a crawl). With
+/// autovacuum on, this does nothing.
+pub async fn keep_statistics(pool: PgPool, shutdown: tokio_util::sync::CancellationToken) {
+    loop {
+        if let Err(e) = analyze_stale_tables(&pool).await {
+            tracing::warn!(error = %e, "keeping planner statistics failed; retrying later");
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(STATISTICS_INTERVAL) => {}
+        }
+    }
+}
+
+/// Analyses the tables of the pool's schema whose statistics fell behind (see
+/// [`keep_statistics`]) when autovacuum is off; returns how many.
+pub async fn analyze_stale_tables(pool: &PgPool) -> sqlx::Result<usize> {
+    let autovacuum: String = sqlx::query_scalar("SELECT current_setting('autovacuum')").fetch_one(pool).await?;
+    if autovacuum == "on" {
+        return Ok(0);
+    }
+    let stale: Vec<String> = sqlx::query_scalar(
+        "SELECT format('%I.%I', schemaname, relname) FROM pg_stat_user_tables \
+         WHERE schemaname = current_schema() AND n_mod_since_analyze > 50 + 0.1 * n_live_tup",
+    )
+    .fetch_all(pool)
+    .await?;
+    for table in &stale {
+        pool.execute(sqlx::AssertSqlSafe(format!("ANALYZE {table}"))).await?;
+    }
+    Ok(stale.len())
+}

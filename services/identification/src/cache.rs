@@ -1,9 +1,12 @@
 //! Redis keys of the identification service (cache-aside, invalidated on change):
 //! `identification:customer:{id}` holds a customer profile, and
 //! `identification:identifier:{kind}:{namespace}:{value}` the id of the customer
-//! holding a normalised identifier.
+//! holding a normalised identifier; `identification:applied:{contact}` the customer
+//! a contact (by its fingerprint) was last applied to, and when, for the refresh period.
 
 use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 
 use idic_platform::{cache::Cache, cache::Source, redis::Redis};
 
@@ -14,15 +17,38 @@ use crate::domain::{Customer, CustomerId, Identifier};
 pub struct CustomerCache {
     customers: Cache,
     holders: Cache,
+    applied: Cache,
+    contact_refresh: chrono::TimeDelta,
 }
 
 impl CustomerCache {
-    /// Profiles cached for `ttl`.
-    pub fn new(redis: Redis, ttl: Duration) -> Self {
+    /// Profiles cached for `ttl`; applied contacts remembered for `contact_refresh`.
+    pub fn new(redis: Redis, ttl: Duration, contact_refresh: Duration) -> Self {
         Self {
             customers: Cache::new(redis.clone(), "identification:customer", ttl),
-            holders: Cache::new(redis, "identification:identifier", ttl),
+            holders: Cache::new(redis.clone(), "identification:identifier", ttl),
+            applied: Cache::new(redis, "identification:applied", contact_refresh),
+            contact_refresh: chrono::TimeDelta::from_std(contact_refresh).unwrap_or(chrono::TimeDelta::MAX),
         }
+    }
+
+    /// The customer the contact with `fingerprint` was last applied to and when it was
+    /// observed, if within the refresh period's wall-clock life of the mark. `None`
+    /// when Redis does not answer: the caller then writes.
+    pub async fn applied_contact(&self, fingerprint: &str) -> Option<(CustomerId, DateTime<Utc>)> {
+        self.applied.get::<(CustomerId, DateTime<Utc>)>(fingerprint).await
+    }
+
+    /// Whether a contact observed at `observed` comes less than a refresh period after
+    /// one observed at `applied`.
+    pub fn within_refresh(&self, applied: DateTime<Utc>, observed: DateTime<Utc>) -> bool {
+        observed < applied + self.contact_refresh
+    }
+
+    /// Remembers that the contact with `fingerprint`, observed at `observed`, was
+    /// applied to `customer`.
+    pub async fn mark_applied(&self, fingerprint: &str, customer: CustomerId, observed: DateTime<Utc>) {
+        self.applied.put(fingerprint, &(customer, observed)).await;
     }
 
     /// The cached customer, or the loader's (then cached).

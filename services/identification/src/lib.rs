@@ -69,6 +69,11 @@ pub struct IdentificationConfig {
     /// pair is filed for review.
     #[config(env = "IDIC_IDENTIFICATION_REVIEW_PROBABILITY", default = 0.5)]
     pub review_probability: f64,
+    /// Seconds during which a contact repeating one already applied (same customer,
+    /// same identifiers, names, source and channel) is answered without writing: its
+    /// identifiers' last-seen times are refreshed at most once per this period.
+    #[config(env = "IDIC_IDENTIFICATION_CONTACT_REFRESH_SECS", default = 3600)]
+    pub contact_refresh_secs: u64,
 }
 
 impl IdentificationConfig {
@@ -160,11 +165,16 @@ impl Identification {
     pub async fn start(ctx: &ServiceContext, config: &IdentificationConfig) -> anyhow::Result<Self> {
         let pool = db::connect(&ctx.database, SCHEMA).await?;
         let store = store::Store::new(pool.clone());
-        let cache = cache::CustomerCache::new(ctx.redis.clone(), Duration::from_secs(config.cache_ttl_secs));
+        let cache = cache::CustomerCache::new(
+            ctx.redis.clone(),
+            Duration::from_secs(config.cache_ttl_secs),
+            Duration::from_secs(config.contact_refresh_secs),
+        );
         // Events written to the outbox reach their Redis streams through this relay.
         let relay = OutboxRelay::new(pool.clone(), ctx.redis.clone(), "identification");
         tokio::spawn(relay.run(ctx.shutdown.clone()));
         tokio::spawn(idic_platform::idempotency::prune_periodically(pool.clone(), ctx.shutdown.clone()));
+        tokio::spawn(db::keep_statistics(pool.clone(), ctx.shutdown.clone()));
         // A configured erasure hash key must be usable: found out now, not at an erasure.
         if let Some(key) = config.erasure_hash_key().await? {
             store::erasure::ErasureKey::new(&key)

@@ -4,12 +4,13 @@
 
 mod common;
 
-use common::{admin, assert_invalid, create, email, get, identifier, person, unique_email, unique_phone};
+use common::{admin, assert_invalid, create, email, fact_history, get, identifier, person, unique_email, unique_phone};
+use idic::Target;
 use idic_identification::domain::matching::engine::DEFAULT_LINK_PROBABILITY;
 use idic_proto::common::v1::{Identifier, IdentifierKind};
 use idic_proto::identification::v1::{
-    CreateIdentifierRuleRequest, Customer, Date, IdentifierRule, IdentifierRuleAction, ListMergeCandidatesRequest,
-    MatchKind, ResolveCustomerRequest, ResolveCustomerResponse,
+    CreateIdentifierRuleRequest, Customer, CustomerIdentifier, Date, IdentifierRule, IdentifierRuleAction,
+    ListIdentifiersRequest, ListMergeCandidatesRequest, MatchKind, ResolveCustomerRequest, ResolveCustomerResponse,
 };
 use idic_testkit::{TestEnv, tokens};
 use tonic::Code;
@@ -236,4 +237,71 @@ async fn concurrent_first_contacts_of_one_person_create_one_customer() {
     assert_eq!(customers[&true].len(), 1, "one customer for the email: {customers:?}");
     assert_eq!(customers[&false].len(), 1, "one customer for the name and birth date: {customers:?}");
     assert_eq!(created, 2, "each person created once");
+}
+
+async fn held_email(client: &mut common::Client, parent: &str) -> CustomerIdentifier {
+    let request =
+        ListIdentifiersRequest { parent: parent.to_owned(), kind: IdentifierKind::Email as i32, ..Default::default() };
+    let held = client.list_identifiers(request).await.expect("identifiers").into_inner().identifiers;
+    held.into_iter().next().expect("an email")
+}
+
+#[tokio::test]
+async fn a_repeated_contact_is_answered_without_writing_within_the_refresh_period() {
+    let env = TestEnv::monolith().await;
+    let mut client = admin(&env).await;
+    let known =
+        Customer { identifiers: vec![email(&unique_email("sofia@stockholm.se"))], ..person("Sofia", "Kovalevskaya") };
+    let first = resolve(&mut client, known.clone()).await;
+    assert_eq!(first.match_kind, MatchKind::New as i32);
+    let sofia = first.customer.expect("customer").name;
+    let seen = held_email(&mut client, &sofia).await.last_seen_time;
+
+    for _ in 0..3 {
+        let again = resolve(&mut client, known.clone()).await;
+        assert_eq!(again.match_kind, MatchKind::Exact as i32);
+        assert_eq!(again.customer.map(|c| c.name), Some(sofia.clone()));
+    }
+    // Nothing was written again: one given-name fact, the email's last sight unchanged.
+    assert_eq!(fact_history(&mut client, &sofia, "given_name").await.len(), 1);
+    assert_eq!(held_email(&mut client, &sofia).await.last_seen_time, seen);
+
+    // A contact bringing something new is applied.
+    let phone = unique_phone();
+    let with_phone = Customer { identifiers: vec![known.identifiers[0].clone(), phone.clone()], ..known.clone() };
+    assert_eq!(resolve(&mut client, with_phone).await.match_kind, MatchKind::Exact as i32);
+    let held = get(&mut client, &sofia).await.identifiers;
+    assert!(held.iter().any(|i| i.value == phone.value), "{held:?}");
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_repeated_contact_refreshes_last_seen_once_the_period_is_over() {
+    let env = TestEnv::start_with(&[Target::All], |c| c.identification.contact_refresh_secs = 1).await;
+    let mut client = admin(&env).await;
+    let known =
+        Customer { identifiers: vec![email(&unique_email("mary@bristol.ac.uk"))], ..person("Mary", "Cartwright") };
+    let mary = resolve(&mut client, known.clone()).await.customer.expect("customer").name;
+    let seen = held_email(&mut client, &mary).await.last_seen_time.expect("last seen");
+
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    assert_eq!(resolve(&mut client, known.clone()).await.match_kind, MatchKind::Exact as i32);
+    let refreshed = held_email(&mut client, &mary).await.last_seen_time.expect("last seen");
+    assert!((refreshed.seconds, refreshed.nanos) > (seen.seconds, seen.nanos), "{seen:?} then {refreshed:?}");
+    assert_eq!(fact_history(&mut client, &mary, "given_name").await.len(), 2);
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_repeated_contact_is_applied_while_redis_is_down() {
+    let env = TestEnv::start_with(&[Target::All], |c| c.redis.url = "redis://127.0.0.1:1".into()).await;
+    let mut client = admin(&env).await;
+    let known = Customer { identifiers: vec![email(&unique_email("ada@ealing.co.uk"))], ..person("Ada", "Lovelace") };
+    let ada = resolve(&mut client, known.clone()).await.customer.expect("customer").name;
+    let again = resolve(&mut client, known).await;
+    assert_eq!(again.match_kind, MatchKind::Exact as i32);
+    assert_eq!(again.customer.map(|c| c.name), Some(ada.clone()));
+    // Without the cache to say it was applied, the repeat is written like any contact.
+    assert_eq!(fact_history(&mut client, &ada, "given_name").await.len(), 2);
+    env.cleanup().await;
 }

@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 
 use chrono::Utc;
+use futures::StreamExt as _;
 use idic_platform::{
     ApiError, ApiResult, idempotency,
     validate::{self, Violations},
@@ -19,13 +20,15 @@ use super::{
 };
 use crate::domain::facts::{FactKey, FactValue};
 use crate::domain::matching::record::Subject;
-use crate::domain::{CustomerId, CustomerKind, IdentifierKind, NewCustomer};
+use crate::domain::{Customer, CustomerId, CustomerKind, CustomerState, IdentifierKind, NewCustomer};
 use crate::store::FactProvenance;
 use crate::store::merges::{CandidateOrigin, candidate_name};
 use crate::store::resolution::{Applied, Decision, MatchKind, ResolutionRecord, ResolveWrite, Review, StoredEvidence};
 
 /// Most rows in one import message.
 const MAX_IMPORT_ROWS: usize = 1_000;
+/// Rows of one message resolved at once.
+const IMPORT_CONCURRENCY: usize = 8;
 /// Most facts in one imported row.
 const MAX_ROW_FACTS: usize = 100;
 /// Most rejected rows reported with their reason.
@@ -55,12 +58,35 @@ pub(super) async fn resolve(
     let provenance = api.fact_provenance(source, channel, observe_time);
     let hash = idempotency::request_hash(&encoded);
     let key = request_id.map(|id| (id, hash.as_slice()));
-    let record = api
-        .resolve_contact(&presented, &[], &provenance, &caller.name, key, CandidateOrigin::Resolve, "ResolveCustomer")
-        .await?
-        .record;
+    // A retried request answers as the first did; a repeated contact from the caches.
+    let replayed = match key {
+        Some(key) => api.store.replayed_resolution("ResolveCustomer", key).await?,
+        None => None,
+    };
+    let answered = match replayed {
+        Some(record) => Some((record.clone(), api.load_customer(CustomerId(record.customer)).await?)),
+        None => api.repeated_contact(&presented, &provenance).await?,
+    };
+    let (record, customer) = match answered {
+        Some(answered) => answered,
+        None => {
+            let record = api
+                .resolve_contact(
+                    &presented,
+                    &[],
+                    &provenance,
+                    &caller.name,
+                    key,
+                    CandidateOrigin::Resolve,
+                    "ResolveCustomer",
+                )
+                .await?
+                .record;
+            let customer = api.load_customer(CustomerId(record.customer)).await?;
+            (record, customer)
+        }
+    };
     let pii = caller.has_scope("pii.read");
-    let customer = api.load_customer(CustomerId(record.customer)).await?;
     Ok(pb::ResolveCustomerResponse {
         customer: Some(customer_to_proto(&customer, pii)),
         match_kind: match record.match_kind {
@@ -81,8 +107,9 @@ pub(super) async fn resolve(
     })
 }
 
-/// Imports a stream of rows (ImportCustomers): each resolved like a contact, in
-/// order, committed one by one, idempotent per (source, row id).
+/// Imports a stream of rows (ImportCustomers): each resolved like a contact (rows that
+/// could be one person in order, others side by side), committed one by one (durable
+/// once its message is done), idempotent per (source, row id).
 pub(super) async fn import(
     api: &IdentificationApi,
     request: Request<tonic::Streaming<pb::ImportCustomersRequest>>,
@@ -121,9 +148,17 @@ pub(super) async fn import(
             return Err(ApiError::invalid("rows", format!("send 1 to {MAX_IMPORT_ROWS} rows per message")));
         }
         let source = source.as_deref().unwrap_or_default();
-        for row in rows {
-            let row_id = row.row_id.clone();
-            let outcome = import_row(api, source, row, &caller.name).await;
+        // Rows that could be one person wait for each other (the contact locks); the
+        // others resolve side by side.
+        let outcomes: Vec<(String, ApiResult<Applied>)> = futures::stream::iter(rows)
+            .map(|row| async {
+                let row_id = row.row_id.clone();
+                (row_id, import_row(api, source, row, &caller.name).await)
+            })
+            .buffered(IMPORT_CONCURRENCY)
+            .collect()
+            .await;
+        for (row_id, outcome) in outcomes {
             let summary = answer.summary.get_or_insert_default();
             summary.received += 1;
             match outcome {
@@ -169,6 +204,9 @@ pub(super) async fn import(
                 Err(error) => return Err(error),
             }
         }
+        // Rows were committed without waiting for the disk; one flush per message makes
+        // them durable before the next is read (and before the answer).
+        api.store.flush_commits().await?;
     }
     Ok(answer)
 }
@@ -243,6 +281,9 @@ impl IdentificationApi {
         {
             return Ok(Applied { record, changed: false });
         }
+        let fingerprint = (origin == CandidateOrigin::Resolve && facts.is_empty())
+            .then(|| contact_fingerprint(presented, provenance))
+            .transpose()?;
         // One contact at a time per person in this process: the second of two
         // concurrent first contacts then finds the customer the first created.
         let _held = self.contact_locks.hold(presented).await;
@@ -250,7 +291,7 @@ impl IdentificationApi {
         let mut attempt = 0;
         let applied = loop {
             attempt += 1;
-            let (decision, review, record) = self.decide(presented).await?;
+            let Decided { decision, review, record, profile: _ } = self.decide(presented).await?;
             let write = ResolveWrite {
                 presented,
                 facts,
@@ -263,6 +304,8 @@ impl IdentificationApi {
                 method,
                 key,
                 record,
+                // An import row is acknowledged with its message, flushed then.
+                deferred_flush: origin == CandidateOrigin::Import,
             };
             match self.store.apply_resolution(&write).await {
                 // Another replica created a customer with one of these identifiers
@@ -275,14 +318,43 @@ impl IdentificationApi {
             let customer = CustomerId(applied.record.customer);
             self.changed(&[customer]).await;
             self.cache.invalidate_holders(&presented.identifiers).await;
+            if let Some(fingerprint) = &fingerprint {
+                self.cache.mark_applied(fingerprint, customer, provenance.observe_time).await;
+            }
         }
         Ok(applied)
     }
 
+    /// The answer to a contact repeating one applied to the same customer less than a
+    /// refresh period earlier (in observation time), with that customer's profile:
+    /// it would write nothing new, so it is answered from the caches. `None` when the
+    /// contact must be applied.
+    async fn repeated_contact(
+        &self,
+        presented: &NewCustomer,
+        provenance: &FactProvenance,
+    ) -> ApiResult<Option<(ResolutionRecord, Customer)>> {
+        let fingerprint = contact_fingerprint(presented, provenance)?;
+        let (decided, applied) = tokio::join!(self.decide(presented), self.cache.applied_contact(&fingerprint));
+        let Decided { decision, review, record, profile } = decided?;
+        let (Decision::Link(customer), None, Some((applied_to, applied_at))) = (decision, review, applied) else {
+            return Ok(None);
+        };
+        if applied_to != customer || !self.cache.within_refresh(applied_at, provenance.observe_time) {
+            return Ok(None);
+        }
+        let profile = match profile {
+            Some(profile) if profile.id == customer => profile,
+            _ => self.load_customer(customer).await?,
+        };
+        Ok(Some((record, profile)))
+    }
+
     /// Decides where a contact belongs, without writing anything.
-    async fn decide(&self, presented: &NewCustomer) -> ApiResult<(Decision, Option<Review>, ResolutionRecord)> {
+    async fn decide(&self, presented: &NewCustomer) -> ApiResult<Decided> {
         // Exact: the first presented strong identifier an active customer holds.
         let mut holders: Vec<(CustomerId, usize)> = Vec::new();
+        let mut first_profile = None;
         let mut seen = HashSet::new();
         for (position, identifier) in presented.identifiers.iter().enumerate() {
             if identifier.kind == IdentifierKind::PostalAddress {
@@ -291,14 +363,11 @@ impl IdentificationApi {
             let store = self.store.clone();
             let holder = self.cache.holder(identifier, || async move { store.holder(identifier).await }).await?;
             let Some(holder) = holder else { continue };
-            let active = match self.store.active_customer(holder).await {
-                Ok(id) => id,
-                // An erased holder identifies nobody any more.
-                Err(ApiError::FailedPrecondition(_) | ApiError::NotFound(_)) => continue,
-                Err(e) => return Err(e),
-            };
-            if seen.insert(active) {
-                holders.push((active, position));
+            // An erased holder identifies nobody any more.
+            let Some(active) = self.active_holder(holder).await? else { continue };
+            if seen.insert(active.id) {
+                holders.push((active.id, position));
+                first_profile.get_or_insert(active);
             }
         }
         if let Some(&(customer, position)) = holders.first() {
@@ -311,16 +380,16 @@ impl IdentificationApi {
                 evidence: vec![exact_evidence(presented, position), exact_evidence(presented, other_position)],
             });
             let record = ResolutionRecord::exact(customer, presented.identifiers[position].clone());
-            return Ok((Decision::Link(customer), review, record));
+            return Ok(Decided { decision: Decision::Link(customer), review, record, profile: first_profile });
         }
         // Probable: the matcher's best candidate, people only.
         if presented.kind != CustomerKind::Person {
-            return Ok((Decision::Create, None, ResolutionRecord::new_without_candidate()));
+            return Ok(Decided::create(None, ResolutionRecord::new_without_candidate()));
         }
         let subject =
             Subject::of(&presented.given_name, &presented.family_name, presented.birth_date, &presented.identifiers);
         let Some(best) = self.index.best_match(&subject) else {
-            return Ok((Decision::Create, None, ResolutionRecord::new_without_candidate()));
+            return Ok(Decided::create(None, ResolutionRecord::new_without_candidate()));
         };
         let evidence: Vec<StoredEvidence> = best
             .evidence
@@ -329,7 +398,7 @@ impl IdentificationApi {
             .collect();
         if best.probability >= self.config.auto_link_probability {
             let record = ResolutionRecord::scored(MatchKind::Probable, best.customer, &best, evidence);
-            return Ok((Decision::Link(best.customer), None, record));
+            return Ok(Decided { decision: Decision::Link(best.customer), review: None, record, profile: None });
         }
         let review = (best.probability >= self.config.review_probability).then(|| Review {
             survivor: best.customer,
@@ -338,8 +407,53 @@ impl IdentificationApi {
             weight: best.weight,
             evidence: evidence.clone(),
         });
-        Ok((Decision::Create, review, ResolutionRecord::scored(MatchKind::New, best.customer, &best, evidence)))
+        Ok(Decided::create(review, ResolutionRecord::scored(MatchKind::New, best.customer, &best, evidence)))
     }
+}
+
+impl IdentificationApi {
+    /// The customer a holder of an identifier stands for now, with its profile: itself
+    /// while active, its survivor once merged, nobody once erased. Read through the
+    /// profile cache.
+    async fn active_holder(&self, holder: CustomerId) -> ApiResult<Option<Customer>> {
+        let mut current = holder;
+        // Merge chains are short; the bound guards against a corrupted cycle.
+        for _ in 0..32 {
+            let store = self.store.clone();
+            let (customer, _) =
+                self.cache.customer(current, || async move { store.get_customer(current).await }).await?;
+            let Some(customer) = customer else { return Ok(None) };
+            match (customer.state, customer.merged_into) {
+                (CustomerState::Active, _) => return Ok(Some(customer)),
+                (CustomerState::Merged, Some(survivor)) => current = survivor,
+                (CustomerState::Merged | CustomerState::Erased, _) => return Ok(None),
+            }
+        }
+        Err(ApiError::Internal(anyhow::anyhow!("merge chain of {} too long", holder.resource_name())))
+    }
+}
+
+/// Where a contact belongs, decided without writing.
+struct Decided {
+    decision: Decision,
+    review: Option<Review>,
+    record: ResolutionRecord,
+    /// The profile of the customer linked to, when deciding read it.
+    profile: Option<Customer>,
+}
+
+impl Decided {
+    fn create(review: Option<Review>, record: ResolutionRecord) -> Self {
+        Self { decision: Decision::Create, review, record, profile: None }
+    }
+}
+
+/// What identifies a contact for the refresh period: what it presented, from which
+/// source and channel (not when).
+fn contact_fingerprint(presented: &NewCustomer, provenance: &FactProvenance) -> ApiResult<String> {
+    let encoded = serde_json::to_vec(&(presented, &provenance.source, &provenance.channel))
+        .map_err(|e| anyhow::anyhow!("contact fingerprint: {e}"))?;
+    Ok(idempotency::request_hash(&encoded).iter().take(16).map(|b| format!("{b:02x}")).collect())
 }
 
 fn exact_evidence(presented: &NewCustomer, position: usize) -> StoredEvidence {

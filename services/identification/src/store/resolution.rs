@@ -150,6 +150,9 @@ pub struct ResolveWrite<'a> {
     pub key: Option<(&'a str, &'a [u8])>,
     /// The answer, completed with the customer and candidate once written.
     pub record: ResolutionRecord,
+    /// Commit without waiting for the disk: the caller makes the commit durable with
+    /// [`Store::flush_commits`] before acknowledging it (imports, once per message).
+    pub deferred_flush: bool,
 }
 
 /// What applying did.
@@ -174,9 +177,22 @@ impl Store {
         }
     }
 
+    /// Makes every commit before it durable: a transaction with an id commits
+    /// synchronously, which flushes the write-ahead log up to its commit, and with it
+    /// the commits made with `deferred_flush`.
+    pub async fn flush_commits(&self) -> ApiResult<()> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("SELECT pg_current_xact_id()").execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Applies a resolution (see the module documentation).
     pub async fn apply_resolution(&self, write: &ResolveWrite<'_>) -> ApiResult<Applied> {
         let mut tx = self.pool().begin().await?;
+        if write.deferred_flush {
+            sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *tx).await?;
+        }
         if let Some((key, hash)) = write.key
             && let idempotency::Claim::Replay(bytes) = idempotency::claim(&mut tx, write.method, key, hash).await?
         {

@@ -17,10 +17,11 @@ use idic_proto::{
     },
 };
 use idic_testkit::{Bearer, TestEnv, tokens};
+#[allow(unused_imports)] // Not every test file checks refusals.
+pub use idic_testkit::{assert_invalid, violated_fields};
 use prost::Message;
 use tokio_util::sync::CancellationToken;
-use tonic::{Code, Status, service::interceptor::InterceptedService, transport::Channel as GrpcChannel};
-use tonic_types::StatusExt as _;
+use tonic::{service::interceptor::InterceptedService, transport::Channel as GrpcChannel};
 use uuid::Uuid;
 
 /// A client of the identification service presenting a test token.
@@ -151,20 +152,4 @@ pub async fn next_event<T: Message + Default + 'static>(env: &TestEnv, stream: &
     shutdown.cancel();
     task.await.expect("consumer stops");
     event
-}
-
-/// The fields a refusal names in its `BadRequest` details, in order.
-pub fn violated_fields(status: &Status) -> Vec<String> {
-    status
-        .get_error_details()
-        .bad_request()
-        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
-        .unwrap_or_default()
-}
-
-/// Asserts that `status` is INVALID_ARGUMENT naming exactly `fields`, in order.
-#[track_caller]
-pub fn assert_invalid(status: &Status, fields: &[&str]) {
-    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
-    assert_eq!(violated_fields(status), fields, "{}", status.message());
 }
