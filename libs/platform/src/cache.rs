@@ -87,6 +87,24 @@ impl Cache {
         }
     }
 
+    /// The cached values of `ids`, in order, in one round trip: `None` for a miss, an
+    /// unreadable entry, or every entry when Redis does not answer.
+    pub async fn get_many<T: DeserializeOwned>(&self, ids: &[&str]) -> Vec<Option<T>> {
+        if ids.is_empty() {
+            return Vec::new();
+        }
+        let keys: Vec<String> = ids.iter().map(|id| self.key(id)).collect();
+        let mut conn = self.redis.connection();
+        let mut mget = redis::cmd("MGET");
+        mget.arg(keys);
+        match self.bounded(mget.query_async::<Vec<Option<Vec<u8>>>>(&mut conn)).await {
+            Ok(values) if values.len() == ids.len() => {
+                values.into_iter().map(|v| v.and_then(|bytes| serde_json::from_slice(&bytes).ok())).collect()
+            }
+            Ok(_) | Err(_) => ids.iter().map(|_| None).collect(),
+        }
+    }
+
     /// Stores `value` under `id` (best effort).
     pub async fn put<T: Serialize>(&self, id: &str, value: &T) {
         let Ok(bytes) = serde_json::to_vec(value) else { return };

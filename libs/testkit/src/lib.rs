@@ -26,6 +26,9 @@ pub mod tokens {
     pub const PII_READER: &str = "test-pii-reader-0000000000000001";
     /// Holds no scope at all.
     pub const NO_SCOPES: &str = "test-no-scopes-00000000000000001";
+    /// Holds `interactions.read` only: reads interactions, complaints and the contact
+    /// policy, without `pii.read`.
+    pub const INTERACTION_READER: &str = "test-interaction-reader-00000001";
 }
 
 /// Services running for one test, with their own database and Redis prefix.
@@ -89,6 +92,7 @@ impl TestEnv {
             key("test-profile-reader", tokens::PROFILE_READER, &["profiles.read"]),
             key("test-pii-reader", tokens::PII_READER, &["profiles.read", "pii.read"]),
             key("test-no-scopes", tokens::NO_SCOPES, &[]),
+            key("test-interaction-reader", tokens::INTERACTION_READER, &["interactions.read"]),
         ];
         config.auth.service_token = tokens::ADMIN.to_owned();
         adjust(&mut config);
@@ -227,4 +231,21 @@ impl Drop for TestEnv {
         })
         .join();
     }
+}
+
+/// The fields a refusal names in its `BadRequest` details, in order.
+pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt as _;
+    status
+        .get_error_details()
+        .bad_request()
+        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// Asserts that `status` is INVALID_ARGUMENT naming exactly `fields`, in order.
+#[track_caller]
+pub fn assert_invalid(status: &tonic::Status, fields: &[&str]) {
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert_eq!(violated_fields(status), fields, "{}", status.message());
 }

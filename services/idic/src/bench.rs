@@ -1,6 +1,10 @@
 //! `idic bench identification`: seeds a running server with generated customers through
-//! `ImportCustomers`, then measures health checks and `ResolveCustomer` over gRPC at several
-//! concurrencies and prints throughput and latency percentiles as a table.
+//! `ImportCustomers`, contacts some of them once, then measures health checks and
+//! `ResolveCustomer` (repeat and first contacts) over gRPC at several concurrencies and
+//! prints throughput and latency percentiles as a table.
+//! `idic bench interaction` lives in [`interaction`].
+
+pub mod interaction;
 
 use std::{
     fmt,
@@ -46,6 +50,11 @@ pub struct BenchIdentificationArgs {
     /// by an earlier run with the same number are not imported again.
     #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     customers: u64,
+    /// Seeded customers who contact once before the measurements (by email, then by name,
+    /// birth date and address): `resolve_known` and `resolve_fuzzy` measure their repeat
+    /// contacts; `resolve_first` measures first contacts of the others.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    hot: u64,
     /// Seconds each scenario runs at each concurrency.
     #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     duration: u64,
@@ -88,20 +97,26 @@ impl FromStr for Concurrencies {
 enum Scenario {
     /// The health check: the server stack without any service work, the ceiling.
     Empty,
-    /// ResolveCustomer with a seeded customer's exact email.
+    /// ResolveCustomer with a seeded customer's exact email, repeating a contact made
+    /// before the measurement: answered from the caches.
     ResolveKnown,
-    /// ResolveCustomer with names, birth date and postal address only: the matcher.
+    /// ResolveCustomer with names, birth date and postal address only (the matcher),
+    /// repeating a contact made before the measurement.
     ResolveFuzzy,
+    /// ResolveCustomer with the email of a customer outside the warmed ones: a first
+    /// contact, written.
+    ResolveFirst,
 }
 
 impl Scenario {
-    const ALL: [Self; 3] = [Self::Empty, Self::ResolveKnown, Self::ResolveFuzzy];
+    const ALL: [Self; 4] = [Self::Empty, Self::ResolveKnown, Self::ResolveFuzzy, Self::ResolveFirst];
 
     fn name(self) -> &'static str {
         match self {
             Self::Empty => "empty",
             Self::ResolveKnown => "resolve_known",
             Self::ResolveFuzzy => "resolve_fuzzy",
+            Self::ResolveFirst => "resolve_first",
         }
     }
 
@@ -109,7 +124,7 @@ impl Scenario {
     fn expected_match(self) -> Option<MatchKind> {
         match self {
             Self::Empty => None,
-            Self::ResolveKnown => Some(MatchKind::Exact),
+            Self::ResolveKnown | Self::ResolveFirst => Some(MatchKind::Exact),
             Self::ResolveFuzzy => Some(MatchKind::Probable),
         }
     }
@@ -117,8 +132,9 @@ impl Scenario {
 
 /// Seeds, measures every scenario at every concurrency, and prints the table.
 pub async fn identification(args: BenchIdentificationArgs) -> anyhow::Result<()> {
-    let BenchIdentificationArgs { customers, duration, concurrency, connections, server } = args;
+    let BenchIdentificationArgs { customers, hot, duration, concurrency, connections, server } = args;
     let count = usize::try_from(customers).context("--customers")?;
+    let hot = usize::try_from(hot).context("--hot")?.min(count);
     let people = tokio::task::spawn_blocking(move || idic_synth::population(POPULATION_SEED, count).people)
         .await
         .context("generating the customers")?;
@@ -132,15 +148,23 @@ pub async fn identification(args: BenchIdentificationArgs) -> anyhow::Result<()>
     for _ in 0..connections {
         channels.push(server.connect().await?);
     }
+    warm(&channels, &bearer, &people, hot).await?;
     let duration = Duration::from_secs(duration);
-    println!("\n{} s per run, {} connection(s), {} seeded customers", duration.as_secs(), channels.len(), people.len());
+    println!(
+        "\n{} s per run, {} connection(s), {} seeded customers, {hot} of them contacted before",
+        duration.as_secs(),
+        channels.len(),
+        people.len()
+    );
     println!("{}", header());
     let mut empty_rates = Vec::new();
     let mut notes = Vec::new();
     for scenario in Scenario::ALL {
         for (i, &callers) in concurrency.0.iter().enumerate() {
             let callers = (0..callers)
-                .map(|n| Caller::new(channels[n % channels.len()].clone(), bearer.clone(), people.clone(), n as u64))
+                .map(|n| {
+                    Caller::new(channels[n % channels.len()].clone(), bearer.clone(), people.clone(), hot, n as u64)
+                })
                 .collect();
             let run = measure(scenario, callers, duration).await;
             let rate = run.rate();
@@ -172,6 +196,38 @@ pub async fn identification(args: BenchIdentificationArgs) -> anyhow::Result<()>
     for note in notes {
         println!("note: {note}");
     }
+    Ok(())
+}
+
+/// The first contacts of the `hot` first people, by email and then by name, birth date
+/// and address, made by 16 callers, so that the measured resolves repeat them.
+async fn warm(channels: &[Channel], bearer: &Bearer, people: &Arc<Vec<Person>>, hot: usize) -> anyhow::Result<()> {
+    const CALLERS: usize = 16;
+    let bar = client::progress_bar(
+        hot as u64,
+        ProgressStyle::with_template("first contacts {spinner} [{elapsed_precise}] {wide_bar} {pos}/{len}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..CALLERS)
+        .map(|n| {
+            let mut caller = Caller::new(channels[n % channels.len()].clone(), bearer.clone(), people.clone(), hot, 0);
+            let bar = bar.clone();
+            tokio::spawn(async move {
+                for index in (n..hot).step_by(CALLERS) {
+                    caller.resolve(Scenario::ResolveKnown, index).await?;
+                    caller.resolve(Scenario::ResolveFuzzy, index).await?;
+                    bar.inc(1);
+                }
+                Ok::<_, Status>(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.context("a warming caller failed")?.map_err(|status| client::explain(&status))?;
+    }
+    bar.finish_and_clear();
+    println!("{hot} customers contacted by email and by name in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }
 
@@ -275,30 +331,47 @@ struct Caller {
     health: HealthClient<InterceptedService<Channel, Bearer>>,
     identification: Identification,
     people: Arc<Vec<Person>>,
+    hot: usize,
     rng: Xoshiro256PlusPlus,
 }
 
 impl Caller {
-    fn new(channel: Channel, bearer: Bearer, people: Arc<Vec<Person>>, stream: u64) -> Self {
+    fn new(channel: Channel, bearer: Bearer, people: Arc<Vec<Person>>, hot: usize, stream: u64) -> Self {
         Self {
             health: HealthClient::with_interceptor(channel.clone(), bearer.clone()),
             identification: IdentificationServiceClient::with_interceptor(channel, bearer),
             people,
+            hot,
             rng: Xoshiro256PlusPlus::seed_from_u64(stream),
         }
     }
 
-    /// Makes one call of `scenario` about a random seeded person; a resolve answers with
-    /// how it matched.
+    /// Makes one call of `scenario` about a random seeded person (one of the warmed ones,
+    /// or of the others for first contacts); a resolve answers with how it matched.
     async fn call(&mut self, scenario: Scenario) -> Result<Option<MatchKind>, Status> {
-        let person = &self.people[self.rng.random_range(0..self.people.len())];
-        let customer = match scenario {
+        let cold = if self.hot < self.people.len() { self.hot..self.people.len() } else { 0..self.people.len() };
+        match scenario {
             Scenario::Empty => {
                 self.health.check(HealthCheckRequest { service: String::new() }).await?;
-                return Ok(None);
+                Ok(None)
             }
+            Scenario::ResolveFirst => {
+                let index = self.rng.random_range(cold);
+                self.resolve(scenario, index).await.map(Some)
+            }
+            Scenario::ResolveKnown | Scenario::ResolveFuzzy => {
+                let index = self.rng.random_range(0..self.hot.max(1));
+                self.resolve(scenario, index).await.map(Some)
+            }
+        }
+    }
+
+    /// Resolves the `index`th person as `scenario` presents them.
+    async fn resolve(&mut self, scenario: Scenario, index: usize) -> Result<MatchKind, Status> {
+        let person = &self.people[index];
+        let customer = match scenario {
             // Only the email: the exact path, not the matcher.
-            Scenario::ResolveKnown => pb::Customer {
+            Scenario::Empty | Scenario::ResolveKnown | Scenario::ResolveFirst => pb::Customer {
                 kind: pb::CustomerKind::Person as i32,
                 identifiers: vec![identifier(IdentifierKind::Email, &person.email)],
                 ..Default::default()
@@ -310,7 +383,7 @@ impl Caller {
         };
         let request = ResolveCustomerRequest { customer: Some(customer), provenance: None, request_id: String::new() };
         let answer = self.identification.resolve_customer(request).await?.into_inner();
-        Ok(Some(answer.match_kind()))
+        Ok(answer.match_kind())
     }
 }
 
@@ -337,6 +410,22 @@ impl Run {
     /// Successful requests per second.
     fn rate(&self) -> f64 {
         self.latencies.len() as f64 / self.elapsed.as_secs_f64().max(0.001)
+    }
+
+    /// The runs of the callers' `tasks` added together, timed from `started`.
+    async fn gather(tasks: Vec<tokio::task::JoinHandle<Self>>, started: Instant) -> Self {
+        let mut total = Self::new();
+        for task in tasks {
+            match task.await {
+                Ok(run) => total.add(run),
+                Err(e) => {
+                    total.errors += 1;
+                    total.first_error.get_or_insert_with(|| format!("a caller failed: {e}"));
+                }
+            }
+        }
+        total.elapsed = started.elapsed();
+        total
     }
 
     fn add(&mut self, other: Self) {
@@ -387,18 +476,7 @@ async fn measure(scenario: Scenario, callers: Vec<Caller>, duration: Duration) -
             })
         })
         .collect();
-    let mut total = Run::new();
-    for task in tasks {
-        match task.await {
-            Ok(run) => total.add(run),
-            Err(e) => {
-                total.errors += 1;
-                total.first_error.get_or_insert_with(|| format!("a caller failed: {e}"));
-            }
-        }
-    }
-    total.elapsed = started.elapsed();
-    total
+    Run::gather(tasks, started).await
 }
 
 /// The table's header line; [`Row`] lines up under it.

@@ -3,7 +3,10 @@
 //! to customer fields by `--map`; birth dates are parsed here, since the API takes them
 //! as structured dates, and rows whose date does not parse are rejected without being
 //! sent. Rows are idempotent per (source, row id), so running the same import again
-//! resumes an interrupted one.
+//! resumes an interrupted one. The column mapping, the upload with its progress and the
+//! listing of rejected rows are shared with [`interactions`].
+
+pub mod interactions;
 
 use std::{
     collections::BTreeSet,
@@ -125,25 +128,53 @@ pub async fn customers(args: ImportCustomersArgs) -> anyhow::Result<()> {
         },
         today: Utc::now(),
     };
-    let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or_default();
-    let mut identification = server.identification().await?;
+    let identification = &mut server.identification().await?;
+    let read = {
+        let source = source.clone();
+        move |reader, tx: mpsc::Sender<Batch>| {
+            let message = |rows, position, read| Batch::new(&source, rows, position, read);
+            read_rows(reader, |record, line| rows.row(record, line), message, usize::from(batch), &tx)
+        }
+    };
+    let send = move |stream| async move { identification.import_customers(stream).await };
+    let (answer, local, read_error) = upload_file(&file, reader, read, send).await?;
+    print!("{}", Summary::new(&file, &source, answer, local));
+    read_error.map_or(Ok(()), Err)
+}
 
+/// A stream of request messages, as the generated clients take it.
+type Requests<R> = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = R> + Send>>;
+
+/// Uploads `file` with a progress bar: `read` reads it on a blocking thread, handing
+/// batches to the stream, while `send` streams them to the server. Answers the server's
+/// answer, the rows rejected here and, when reading stopped early, why (to report after
+/// the summary). Fails, saying how far it got, when the call fails.
+async fn upload_file<R, A, Fut>(
+    file: &Path,
+    reader: csv::Reader<File>,
+    read: impl FnOnce(csv::Reader<File>, mpsc::Sender<Batch<R>>) -> Result<Local, (Local, anyhow::Error)> + Send + 'static,
+    send: impl FnOnce(Requests<R>) -> Fut,
+) -> anyhow::Result<(A, Local, Option<anyhow::Error>)>
+where
+    R: Send + 'static,
+    Fut: std::future::Future<Output = Result<tonic::Response<A>, Status>>,
+{
+    let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or_default();
     let bar = client::progress_bar(
         size,
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {percent:>3}% {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let (tx, rx) = mpsc::channel::<Batch>(2);
-    let reading = {
-        let source = source.clone();
-        tokio::task::spawn_blocking(move || read_rows(reader, &rows, &source, usize::from(batch), &tx))
-    };
-    let ((answer, sent), read) = tokio::join!(upload(&mut identification, rx, &bar), reading);
+    let (tx, rx) = mpsc::channel::<Batch<R>>(2);
+    let reading = tokio::task::spawn_blocking(move || read(reader, tx));
+    let (stream, sent) = batch_stream(rx, &bar);
+    let (answer, read) = tokio::join!(send(Box::pin(stream)), reading);
     let read = read.context("the file reader")?;
     bar.finish_and_clear();
+    let sent = sent.lock().map(|s| s.clone()).unwrap_or_default();
 
     let answer = match answer {
-        Ok(answer) => answer,
+        Ok(answer) => answer.into_inner(),
         Err(status) => {
             let error = client::explain(&status);
             if sent.rows == 0 {
@@ -160,15 +191,14 @@ pub async fn customers(args: ImportCustomersArgs) -> anyhow::Result<()> {
         Ok(local) => (local, None),
         Err((local, error)) => (local, Some(error)),
     };
-    print!("{}", Summary::new(&file, &source, answer, local));
-    match read_error {
-        None => Ok(()),
-        Some(error) => Err(error.context(format!(
+    let read_error = read_error.map(|error| {
+        error.context(format!(
             "reading {} stopped early; the rows before are imported: fix the file and run the same command \
              again to resume",
             file.display()
-        ))),
-    }
+        ))
+    });
+    Ok((answer, local, read_error))
 }
 
 /// Streams the batches `rx` yields to `ImportCustomers`, moving `bar` to each batch's
@@ -179,12 +209,24 @@ pub async fn upload(
     rx: mpsc::Receiver<Batch>,
     bar: &ProgressBar,
 ) -> (Result<ImportCustomersResponse, Status>, Sent) {
+    let (stream, sent) = batch_stream(rx, bar);
+    let answer = identification.import_customers(stream).await.map(tonic::Response::into_inner);
+    let sent = sent.lock().map(|s| s.clone()).unwrap_or_default();
+    (answer, sent)
+}
+
+/// The messages of the batches `rx` yields, as a request stream that moves `bar` to each
+/// batch's position and notes in the returned [`Sent`] what was handed over.
+fn batch_stream<R: Send + 'static>(
+    rx: mpsc::Receiver<Batch<R>>,
+    bar: &ProgressBar,
+) -> (impl tokio_stream::Stream<Item = R> + Send + 'static, Arc<Mutex<Sent>>) {
     let sent = Arc::new(Mutex::new(Sent::default()));
     let stream = {
         let (sent, bar, done) = (sent.clone(), bar.clone(), bar.clone());
         let batches = ReceiverStream::new(rx).map(move |batch| {
             if let Ok(mut sent) = sent.lock() {
-                sent.rows += batch.request.rows.len() as u64;
+                sent.rows += batch.rows;
                 sent.last_row_id.clone_from(&batch.last_row_id);
             }
             let per_second = batch.rows_read as f64 / bar.elapsed().as_secs_f64().max(0.001);
@@ -200,9 +242,7 @@ pub async fn upload(
         });
         batches.chain(sent_all)
     };
-    let answer = identification.import_customers(stream).await.map(tonic::Response::into_inner);
-    let sent = sent.lock().map(|s| s.clone()).unwrap_or_default();
-    (answer, sent)
+    (stream, sent)
 }
 
 /// The rows handed to the stream so far, to say how far a broken import got.
@@ -214,9 +254,12 @@ pub struct Sent {
     pub last_row_id: String,
 }
 
-/// One message for the stream, and where the producer was when it made it.
-pub struct Batch {
-    request: ImportCustomersRequest,
+/// One message for the stream (of ImportCustomers unless said), and where the producer
+/// was when it made it.
+pub struct Batch<R = ImportCustomersRequest> {
+    request: R,
+    /// Rows in the message.
+    rows: u64,
     /// Where the progress bar stands after this batch (bytes of a file, rows of a seed).
     position: u64,
     rows_read: u64,
@@ -228,7 +271,15 @@ impl Batch {
     /// having read `rows_read` rows.
     pub fn new(source: &str, rows: Vec<ImportRow>, position: u64, rows_read: u64) -> Self {
         let last_row_id = rows.last().map(|r| r.row_id.clone()).unwrap_or_default();
-        Self { request: ImportCustomersRequest { source: source.to_owned(), rows }, position, rows_read, last_row_id }
+        let count = rows.len() as u64;
+        Batch::of(ImportCustomersRequest { source: source.to_owned(), rows }, count, last_row_id, position, rows_read)
+    }
+}
+
+impl<R> Batch<R> {
+    /// The message `request` of `rows` rows, the last identified by `last_row_id`.
+    fn of(request: R, rows: u64, last_row_id: String, position: u64, rows_read: u64) -> Self {
+        Self { request, rows, position, rows_read, last_row_id }
     }
 }
 
@@ -249,14 +300,16 @@ impl Local {
 }
 
 /// Reads the file and hands batches of rows to the stream, until the file ends or the
-/// stream is gone (the call ended: its answer says why). A read error ends the stream
-/// early and is given back with the rows rejected so far.
-fn read_rows(
+/// stream is gone (the call ended: its answer says why). `row` turns a record on a line
+/// into a row or says why it is rejected; `message` makes a batch of rows at a position
+/// of the file. A read error ends the stream early and is given back with the rows
+/// rejected so far.
+fn read_rows<T, R>(
     mut reader: csv::Reader<File>,
-    rows: &RowBuilder,
-    source: &str,
+    row: impl Fn(&csv::ByteRecord, u64) -> Result<T, RowError>,
+    message: impl Fn(Vec<T>, u64, u64) -> Batch<R>,
     batch: usize,
-    tx: &mpsc::Sender<Batch>,
+    tx: &mpsc::Sender<Batch<R>>,
 ) -> Result<Local, (Local, anyhow::Error)> {
     let mut local = Local::default();
     let mut pending = Vec::with_capacity(batch);
@@ -273,19 +326,19 @@ fn read_rows(
         }
         rows_read += 1;
         let line = record.position().map_or(rows_read + 1, csv::Position::line);
-        match rows.row(&record, line) {
+        match row(&record, line) {
             Ok(row) => pending.push(row),
             Err(error) => local.reject(error),
         }
         if pending.len() == batch {
-            let batch = Batch::new(source, std::mem::take(&mut pending), reader.position().byte(), rows_read);
+            let batch = message(std::mem::take(&mut pending), reader.position().byte(), rows_read);
             if tx.blocking_send(batch).is_err() {
                 return Ok(local);
             }
         }
     }
     if !pending.is_empty() {
-        let _ = tx.blocking_send(Batch::new(source, pending, reader.position().byte(), rows_read));
+        let _ = tx.blocking_send(message(pending, reader.position().byte(), rows_read));
     }
     Ok(local)
 }
@@ -413,19 +466,54 @@ impl Field {
     }
 }
 
-/// Which column feeds which field.
+/// The fields a column can be mapped to by `--map COLUMN=FIELD`.
+trait MapField: FromStr<Err = String> + Clone + Ord + fmt::Debug {
+    /// The field naming each row (`--row-id`).
+    const ROW_ID: Self;
+    /// The field names, for help and errors.
+    const NAMES: &'static str;
+    /// What the fields describe ("customer"), for errors.
+    const OF: &'static str;
+    /// The name `--map` takes.
+    fn name(&self) -> String;
+    /// Whether several columns may map to the field.
+    fn repeatable(&self) -> bool;
+}
+
+impl MapField for Field {
+    const ROW_ID: Self = Self::RowId;
+    const NAMES: &'static str = FIELD_NAMES;
+    const OF: &'static str = "customer";
+
+    fn name(&self) -> String {
+        Field::name(self)
+    }
+
+    fn repeatable(&self) -> bool {
+        Field::repeatable(self)
+    }
+}
+
+/// Which column feeds which field (of a customer unless said).
 #[derive(Debug)]
-struct Mapping {
+struct Mapping<F = Field> {
     /// (column index, field), in column order; the row id column is kept apart.
-    columns: Vec<(usize, Field)>,
+    columns: Vec<(usize, F)>,
     row_id: Option<usize>,
     width: usize,
 }
 
 impl Mapping {
+    /// The mapping of customer fields: see [`Mapping::parse`].
+    fn new(header: &csv::StringRecord, maps: &[String], row_id: Option<&str>) -> Result<Self, String> {
+        Self::parse(header, maps, row_id)
+    }
+}
+
+impl<F: MapField> Mapping<F> {
     /// The mapping from `--map COLUMN=FIELD` arguments (or, with none, from headers that
     /// are field names) and `--row-id COLUMN`. The error is a usage error.
-    fn new(header: &csv::StringRecord, maps: &[String], row_id: Option<&str>) -> Result<Self, String> {
+    fn parse(header: &csv::StringRecord, maps: &[String], row_id: Option<&str>) -> Result<Self, String> {
         let names: Vec<&str> = header.iter().map(|h| h.trim_start_matches('\u{feff}').trim()).collect();
         let column = |name: &str| {
             names
@@ -435,16 +523,16 @@ impl Mapping {
         };
         let mut pairs = Vec::new();
         if maps.is_empty() {
-            pairs.extend(names.iter().enumerate().filter_map(|(i, h)| h.parse::<Field>().ok().map(|f| (i, f))));
+            pairs.extend(names.iter().enumerate().filter_map(|(i, h)| h.parse::<F>().ok().map(|f| (i, f))));
         }
         for map in maps {
             let (name, field) =
                 map.rsplit_once('=').ok_or_else(|| format!("--map {map:?}: write COLUMN=FIELD, e.g. Email=email"))?;
-            let field = field.trim().parse::<Field>().map_err(|e| format!("--map {map:?}: {e}"))?;
+            let field = field.trim().parse::<F>().map_err(|e| format!("--map {map:?}: {e}"))?;
             pairs.push((column(name.trim())?, field));
         }
         if let Some(name) = row_id {
-            pairs.push((column(name)?, Field::RowId));
+            pairs.push((column(name)?, F::ROW_ID));
         }
         let mut seen = BTreeSet::new();
         for (_, field) in &pairs {
@@ -452,20 +540,64 @@ impl Mapping {
                 return Err(format!("two columns map to {}; it takes one", field.name()));
             }
         }
-        let row_id = pairs.iter().find(|(_, f)| *f == Field::RowId).map(|(i, _)| *i);
-        pairs.retain(|(_, f)| *f != Field::RowId);
+        let row_id = pairs.iter().find(|(_, f)| *f == F::ROW_ID).map(|(i, _)| *i);
+        pairs.retain(|(_, f)| *f != F::ROW_ID);
         if pairs.is_empty() {
             return Err(format!(
-                "no column maps to a customer field: map columns with --map COLUMN=FIELD (fields: {FIELD_NAMES})"
+                "no column maps to {} field: map columns with --map COLUMN=FIELD (fields: {})",
+                article(F::OF),
+                F::NAMES
             ));
         }
         pairs.sort_by_key(|(i, _)| *i);
         Ok(Self { columns: pairs, row_id, width: names.len() })
     }
 
-    fn has(&self, field: &Field) -> bool {
+    fn has(&self, field: &F) -> bool {
         self.columns.iter().any(|(_, f)| f == field)
     }
+
+    /// The trimmed text of `column` in `record`, or why not (as a rejection of `row_id`'s
+    /// `path`, on `line`).
+    fn cell<'r>(
+        record: &'r csv::ByteRecord,
+        column: usize,
+        path: &str,
+        row_id: &str,
+        line: u64,
+    ) -> Result<&'r str, RowError> {
+        std::str::from_utf8(&record[column]).map(str::trim).map_err(|_| RowError {
+            row_id: row_id.to_owned(),
+            field: path.to_owned(),
+            description: format!("line {line}: is not UTF-8 text"),
+        })
+    }
+
+    /// The id of the row `record` on `line` (the line number unless a column holds
+    /// ids), after checking it has as many fields as the header.
+    fn row_id(&self, record: &csv::ByteRecord, line: u64) -> Result<String, RowError> {
+        let line_id = line.to_string();
+        let reject = |field: &str, description: String| RowError {
+            row_id: line_id.clone(),
+            field: field.to_owned(),
+            description,
+        };
+        if record.len() != self.width {
+            return Err(reject("", format!("has {} fields where the header has {}", record.len(), self.width)));
+        }
+        match self.row_id {
+            None => Ok(line_id.clone()),
+            Some(column) => match Self::cell(record, column, "row_id", &line_id, line)? {
+                "" => Err(reject("row_id", format!("line {line}: the row id column is empty"))),
+                id => Ok(id.to_owned()),
+            },
+        }
+    }
+}
+
+/// "a customer", "an interaction".
+fn article(noun: &str) -> String {
+    if noun.starts_with(['a', 'e', 'i', 'o', 'u']) { format!("an {noun}") } else { format!("a {noun}") }
 }
 
 /// Turns CSV records into import rows.
@@ -486,23 +618,8 @@ impl RowBuilder {
             field: field.to_owned(),
             description,
         };
-        let line_id = line.to_string();
-        if record.len() != self.mapping.width {
-            let description = format!("has {} fields where the header has {}", record.len(), self.mapping.width);
-            return Err(reject(&line_id, "", description));
-        }
-        let cell = |column: usize, path: &str, row_id: &str| {
-            std::str::from_utf8(&record[column])
-                .map(str::trim)
-                .map_err(|_| reject(row_id, path, format!("line {line}: is not UTF-8 text")))
-        };
-        let row_id = match self.mapping.row_id {
-            None => line_id,
-            Some(column) => match cell(column, "row_id", &line_id)? {
-                "" => return Err(reject(&line_id, "row_id", format!("line {line}: the row id column is empty"))),
-                id => id.to_owned(),
-            },
-        };
+        let row_id = self.mapping.row_id(record, line)?;
+        let cell = |column: usize, path: &str, row_id: &str| Mapping::<Field>::cell(record, column, path, row_id, line);
         use common::IdentifierKind as Kind;
         let mut customer = pb::Customer::default();
         let mut facts = Vec::new();
@@ -588,12 +705,7 @@ impl Summary {
     fn new(file: &Path, source: &str, answer: ImportCustomersResponse, local: Local) -> Self {
         let ImportCustomersResponse { summary, linked_exact, linked_probable, review_candidates } = answer;
         let BulkSummary { received, created, updated, duplicates, rejected, errors } = summary.unwrap_or_default();
-        let mut all = local.errors;
-        all.extend(errors);
-        // In file order when the row ids are line numbers (the default).
-        if all.iter().all(|e| e.row_id.parse::<u64>().is_ok()) {
-            all.sort_by_key(|e| e.row_id.parse::<u64>().unwrap_or_default());
-        }
+        let all = all_errors(local.errors, errors);
         Self {
             file: file.to_owned(),
             source: source.to_owned(),
@@ -628,17 +740,34 @@ impl fmt::Display for Summary {
             "  rejected           {:>9}  ({} here, {} by the server)",
             rejected, self.rejected_here, self.rejected_by_server
         )?;
-        let width = self.errors.iter().take(REASONS_SHOWN).map(|e| e.field.len()).max().unwrap_or(0);
-        for error in self.errors.iter().take(REASONS_SHOWN) {
-            let field = if error.field.is_empty() { "-" } else { &error.field };
-            writeln!(f, "    row {:<8} {field:<width$}  {}", error.row_id, error.description)?;
-        }
-        let unlisted = rejected - self.errors.len().min(REASONS_SHOWN) as i64;
-        if unlisted > 0 {
-            writeln!(f, "    and {unlisted} more")?;
-        }
+        write_reasons(f, &self.errors, rejected)?;
         writeln!(f, "  review candidates  {:>9}", self.review_candidates)
     }
+}
+
+/// Lists the first rejected rows with their reasons, and how many more were rejected.
+fn write_reasons(f: &mut fmt::Formatter<'_>, errors: &[RowError], rejected: i64) -> fmt::Result {
+    let width = errors.iter().take(REASONS_SHOWN).map(|e| e.field.len()).max().unwrap_or(0);
+    for error in errors.iter().take(REASONS_SHOWN) {
+        let field = if error.field.is_empty() { "-" } else { &error.field };
+        writeln!(f, "    row {:<8} {field:<width$}  {}", error.row_id, error.description)?;
+    }
+    let unlisted = rejected - errors.len().min(REASONS_SHOWN) as i64;
+    if unlisted > 0 {
+        writeln!(f, "    and {unlisted} more")?;
+    }
+    Ok(())
+}
+
+/// The rows rejected here and by the server, in file order when the row ids are line
+/// numbers (the default).
+fn all_errors(local: Vec<RowError>, server: Vec<RowError>) -> Vec<RowError> {
+    let mut all = local;
+    all.extend(server);
+    if all.iter().all(|e| e.row_id.parse::<u64>().is_ok()) {
+        all.sort_by_key(|e| e.row_id.parse::<u64>().unwrap_or_default());
+    }
+    all
 }
 
 #[cfg(test)]

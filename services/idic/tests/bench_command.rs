@@ -52,6 +52,8 @@ async fn the_bench_seeds_once_and_measures_every_scenario_at_every_concurrency()
             tokens::ADMIN,
             "--customers",
             "300",
+            "--hot",
+            "100",
             "--duration",
             "1",
             "--concurrency",
@@ -66,9 +68,10 @@ async fn the_bench_seeds_once_and_measures_every_scenario_at_every_concurrency()
     assert!(output.contains("rows/s"), "the seeding rate is reported:\n{output}");
     assert_eq!(count(output, "rejected"), 0, "{output}");
     assert!(count(output, "created") > 250, "most people are new customers:\n{output}");
+    assert!(output.contains("100 customers contacted by email and by name"), "{output}");
 
     let rows = table(output);
-    let expected: Vec<(&str, usize)> = ["empty", "resolve_known", "resolve_fuzzy"]
+    let expected: Vec<(&str, usize)> = ["empty", "resolve_known", "resolve_fuzzy", "resolve_first"]
         .into_iter()
         .flat_map(|scenario| [(scenario, 1), (scenario, 2)])
         .collect();

@@ -1,7 +1,8 @@
-//! `idic import customers` and `idic export duplicates` run as the binary against a
-//! real server: a CSV file resolved row by row with the summary printed, a re-run
-//! resuming (every row already imported a duplicate), usage and credential mistakes
-//! refused with a non-zero exit, and duplicate clusters written as CSV.
+//! `idic import customers`, `idic import interactions` and `idic export duplicates` run
+//! as the binary against a real server: CSV files of customers and of contacts loaded
+//! row by row with the summary printed, a re-run resuming (every row already imported a
+//! duplicate), usage and credential mistakes refused with a non-zero exit, and duplicate
+//! clusters written as CSV.
 
 use std::{
     path::{Path, PathBuf},
@@ -10,14 +11,16 @@ use std::{
 
 use idic_identification::domain::{BirthDate, DateOrder};
 use idic_proto::{
-    common::v1::{GetJobRequest, Identifier, IdentifierKind, JobState},
+    common::v1::{CustomerRef, GetJobRequest, Identifier, IdentifierKind, JobState, customer_ref},
     identification::v1::{
         ClusterDisposition, CreateCustomerRequest, Customer, CustomerKind, Date, ListDuplicateClustersRequest,
         StartCleansingRequest, identification_service_client::IdentificationServiceClient,
     },
+    interaction::v1::{GetTimelineRequest, interaction_service_client::InteractionServiceClient},
 };
 use idic_synth::{Corruption, Record, dedup_file, population};
-use idic_testkit::{TestEnv, tokens};
+use idic_testkit::{Bearer, TestEnv, tokens};
+use tonic::service::interceptor::InterceptedService;
 #[path = "support/run.rs"]
 mod run;
 
@@ -115,6 +118,106 @@ async fn a_csv_file_is_imported_with_bad_rows_reported_and_a_rerun_resumes() {
     assert_eq!((count(summary, "created"), count(summary, "updated")), (0, 0), "{summary}");
     assert_eq!(count(summary, "duplicates"), 8, "every row imported before:\n{summary}");
     assert_eq!(count(summary, "rejected"), 2, "{summary}");
+    env.cleanup().await;
+}
+
+/// Creates a person holding `email`; answers her id.
+async fn create_person(
+    identification: &mut IdentificationServiceClient<InterceptedService<tonic::transport::Channel, Bearer>>,
+    email: &str,
+) -> String {
+    let customer = Customer {
+        kind: CustomerKind::Person as i32,
+        given_name: "Ada".into(),
+        identifiers: vec![Identifier {
+            kind: IdentifierKind::Email as i32,
+            value: email.into(),
+            namespace: String::new(),
+        }],
+        ..Default::default()
+    };
+    let request = CreateCustomerRequest { customer: Some(customer), request_id: String::new(), provenance: None };
+    let created = identification.create_customer(request).await.expect("create customer").into_inner();
+    created.name.trim_start_matches("customers/").to_owned()
+}
+
+#[tokio::test]
+async fn a_csv_file_of_contacts_is_ingested_with_bad_rows_reported_and_a_rerun_resumes() {
+    let env = TestEnv::monolith().await;
+    let channel = env.authorized(idic::Target::Identification, tokens::ADMIN).await;
+    let mut identification = IdentificationServiceClient::new(channel);
+    let ada = format!("ada.{}@analytical-engine.co.uk", uuid::Uuid::new_v4().simple());
+    let grace = format!("grace.{}@analytical-engine.co.uk", uuid::Uuid::new_v4().simple());
+    let ada_id = create_person(&mut identification, &ada).await;
+    create_person(&mut identification, &grace).await;
+    let days_ago = |days: i64| (chrono::Utc::now() - chrono::Duration::days(days)).to_rfc3339();
+    let (d5, d4, d3, d2, d1) = (days_ago(5), days_ago(4), days_ago(3), days_ago(2), days_ago(1));
+    let contacts = format!(
+        "Order,Customer e-mail,Type,Channel,When,Agent\n\
+         O-1,{ada},inbound_call,call_centre,{d5},agent-3\n\
+         O-2,{grace},inbound_call,call_centre,{d4},agent-7\n\
+         O-3,{ada},teleportation,web,{d3},\n\
+         O-4,nobody@nowhere.example,view,web,{d2},\n\
+         O-5,{ada},view,web,{d1},\n"
+    );
+    let scratch = Scratch::new();
+    let file = scratch.file("shop-contacts.csv", &contacts);
+    let server = format!("http://{}", env.addr(idic::Target::Interaction));
+    let args = [
+        "import",
+        "interactions",
+        file.to_str().expect("utf-8 path"),
+        "--server",
+        &server,
+        "--token",
+        tokens::ADMIN,
+        "--row-id",
+        "Order",
+        "--batch",
+        "2",
+        "--map",
+        "Customer e-mail=email",
+        "--map",
+        "Type=kind",
+        "--map",
+        "Channel=channel",
+        "--map",
+        "When=occur_time",
+        "--map",
+        "Agent=handled_by",
+    ];
+
+    let first = idic(&args).await;
+    assert!(first.ok, "import failed: {}", first.stderr);
+    let summary = &first.stdout;
+    assert!(summary.contains("source file:shop-contacts"), "{summary}");
+    assert_eq!(count(summary, "received"), 5, "{summary}");
+    assert_eq!(count(summary, "created"), 3, "{summary}");
+    assert_eq!(count(summary, "rejected"), 2, "{summary}");
+    assert!(summary.contains("(1 here, 1 by the server)"), "{summary}");
+    let reasons: Vec<&str> = summary.lines().filter(|l| l.trim_start().starts_with("row ")).collect();
+    assert_eq!(reasons.len(), 2, "{summary}");
+    assert!(reasons[0].contains("O-3") && reasons[0].contains("interaction.kind"), "{summary}");
+    assert!(reasons[1].contains("O-4") && reasons[1].contains("customer"), "{summary}");
+
+    let again = idic(&args).await;
+    assert!(again.ok, "re-run failed: {}", again.stderr);
+    let summary = &again.stdout;
+    assert_eq!(count(summary, "created"), 0, "{summary}");
+    assert_eq!(count(summary, "duplicates"), 3, "every row stored before:\n{summary}");
+    assert_eq!(count(summary, "rejected"), 2, "{summary}");
+
+    let channel = env.authorized(idic::Target::Interaction, tokens::ADMIN).await;
+    let mut interaction = InteractionServiceClient::new(channel);
+    let request = GetTimelineRequest {
+        customer: Some(CustomerRef { r#ref: Some(customer_ref::Ref::CustomerId(ada_id)) }),
+        page_size: 100,
+        ..Default::default()
+    };
+    let timeline = interaction.get_timeline(request).await.expect("timeline").into_inner();
+    let sources: Vec<(&str, &str)> =
+        timeline.interactions.iter().map(|i| (i.source.as_str(), i.source_reference.as_str())).collect();
+    assert_eq!(sources, [("file:shop-contacts", "O-5"), ("file:shop-contacts", "O-1")], "stored once each");
     env.cleanup().await;
 }
 
