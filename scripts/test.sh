@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash scripts/ensure-services.sh
+# The published CDNOW data the segmentation models are checked against (fetched once).
+bash scripts/reference-data.sh
+export IDIC_REFERENCE_DATA_DIR="${IDIC_REFERENCE_DATA_DIR:-$PWD/target/reference-data/lifetimes/datasets}"
 cargo build --locked -p idic
 cargo test --locked --workspace
 bash tests/python/run.sh
