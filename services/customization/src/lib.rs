@@ -4,6 +4,7 @@
 //! until their feature lands, except the shared job and audit RPCs.
 
 pub mod api;
+pub mod domain;
 
 use idic_platform::{db, jobs::Jobs, runtime::ServiceContext};
 use idic_proto::customization::v1::customization_service_server::CustomizationServiceServer;
