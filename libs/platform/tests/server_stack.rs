@@ -5,8 +5,9 @@
 use idic::Target;
 use idic_proto::{
     common::v1::{GetJobRequest, ListJobsRequest},
+    customization::v1::{GetProductRequest, customization_service_client::CustomizationServiceClient},
     identification::v1::{GetCustomerRequest, identification_service_client::IdentificationServiceClient},
-    segmentation::v1::{GetSegmentRequest, segmentation_service_client::SegmentationServiceClient},
+    segmentation::v1::segmentation_service_client::SegmentationServiceClient,
 };
 use idic_testkit::{TestEnv, tokens};
 use tonic::Code;
@@ -73,9 +74,9 @@ async fn callers_need_a_known_token_and_the_rpc_scope() {
 #[tokio::test]
 async fn rpcs_whose_feature_has_not_landed_answer_unimplemented() {
     let env = TestEnv::monolith().await;
-    let mut segmentation = SegmentationServiceClient::new(env.authorized(Target::Segmentation, tokens::ADMIN).await);
-    let status = segmentation
-        .get_segment(GetSegmentRequest { name: "segments/x".into() })
+    let mut customization = CustomizationServiceClient::new(env.authorized(Target::Customization, tokens::ADMIN).await);
+    let status = customization
+        .get_product(GetProductRequest { name: "products/x".into() })
         .await
         .expect_err("not implemented yet");
     assert_eq!(status.code(), Code::Unimplemented);

@@ -1,16 +1,27 @@
-//! What the binary's client commands (`idic import`, `idic export`, `idic bench`) share:
+//! What the binary's client commands (`idic import`, `idic export`, `idic bench`,
+//! `idic segment`, `idic models`) share:
 //! where the server is, the token presented to it, the connections, and the progress bar.
 
 use std::{io::IsTerminal as _, path::PathBuf, time::Duration};
 
 use anyhow::Context as _;
 use idic_platform::client::Bearer;
-use idic_proto::identification::v1::identification_service_client::IdentificationServiceClient;
+use idic_proto::{
+    identification::v1::identification_service_client::IdentificationServiceClient,
+    interaction::v1::interaction_service_client::InteractionServiceClient,
+    segmentation::v1::segmentation_service_client::SegmentationServiceClient,
+};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tonic::{Code, Status, service::interceptor::InterceptedService, transport::Channel};
 
 /// The identification service, authenticated.
 pub type Identification = IdentificationServiceClient<InterceptedService<Channel, Bearer>>;
+
+/// The interaction service, authenticated.
+pub type Interaction = InteractionServiceClient<InterceptedService<Channel, Bearer>>;
+
+/// The segmentation service, authenticated.
+pub type Segmentation = SegmentationServiceClient<InterceptedService<Channel, Bearer>>;
 
 /// Where the server is and how to authenticate to it.
 #[derive(Debug, clap::Args)]
@@ -47,6 +58,18 @@ impl ServerArgs {
     pub async fn identification(&self) -> anyhow::Result<Identification> {
         let bearer = self.bearer()?;
         Ok(IdentificationServiceClient::with_interceptor(self.connect().await?, bearer))
+    }
+
+    /// Connects to the segmentation service, presenting the token on every call.
+    pub async fn segmentation(&self) -> anyhow::Result<Segmentation> {
+        let bearer = self.bearer()?;
+        Ok(SegmentationServiceClient::with_interceptor(self.connect().await?, bearer))
+    }
+
+    /// Connects to the interaction service, presenting the token on every call.
+    pub async fn interaction(&self) -> anyhow::Result<Interaction> {
+        let bearer = self.bearer()?;
+        Ok(InteractionServiceClient::with_interceptor(self.connect().await?, bearer))
     }
 
     /// The interceptor presenting the token on every call.

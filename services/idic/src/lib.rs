@@ -7,7 +7,7 @@ use std::{net::SocketAddr, str::FromStr};
 use confique::Config;
 use idic_customization::Customization;
 use idic_identification::{Identification, IdentificationConfig};
-use idic_interaction::Interaction;
+use idic_interaction::{Interaction, InteractionConfig};
 use idic_platform::{
     config::{AuthConfig, DatabaseConfig, PeersConfig, RedisConfig, ServerConfig, TelemetryConfig},
     redis::Redis,
@@ -42,6 +42,9 @@ pub struct IdicConfig {
     /// Identification service.
     #[config(nested)]
     pub identification: IdentificationConfig,
+    /// Interaction service.
+    #[config(nested)]
+    pub interaction: InteractionConfig,
 }
 
 /// Which services a process runs.
@@ -131,7 +134,7 @@ pub async fn serve(
         services.add(Segmentation::start(&ctx).await?.server);
     }
     if target.includes(Target::Interaction) {
-        services.add(Interaction::start(&ctx).await?.server);
+        services.add(Interaction::start(&ctx, &config.interaction).await?.server);
     }
     if target.includes(Target::Customization) {
         services.add(Customization::start(&ctx).await?.server);

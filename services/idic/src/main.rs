@@ -1,13 +1,15 @@
 //! `idic`: the one IDIC binary. `idic serve --target all` runs the four services on one
 //! port (monolithic mode); `--target identification` etc. runs one (microservices mode);
 //! `idic migrate` applies schema migrations; `idic demo` shows the services at work;
-//! `idic import`, `idic export` and `idic bench` are clients of a running server.
+//! `idic import`, `idic export`, `idic bench`, `idic segment` and `idic models` are clients
+//! of a running server.
 
 mod bench;
 mod client;
 mod demo;
 mod export;
 mod import;
+mod segment;
 
 use std::{net::SocketAddr, path::PathBuf};
 
@@ -64,6 +66,25 @@ enum Command {
     /// Measure a running server under load (a client: needs only --server and a token).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Segmentation work on a running server (a client: needs only --server and a token).
+    #[command(subcommand)]
+    Segment(SegmentCommand),
+    /// Fitted value and clustering models of a running server (a client).
+    #[command(subcommand)]
+    Models(ModelsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum SegmentCommand {
+    /// Start a rescoring of the whole customer base (models, CLV, tiers, clusters), follow
+    /// its job until it ends and print its result; non-zero exit when it fails.
+    Rescore(segment::RescoreArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum ModelsCommand {
+    /// Print a fitted model: parameters, log-likelihood, data window and holdout check.
+    Show(segment::ShowModelArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -76,6 +97,14 @@ enum ImportCommand {
     /// count as duplicates. Rejected rows are reported; the exit code is non-zero only
     /// when the import could not run.
     Customers(import::ImportCustomersArgs),
+    /// Stream a CSV file of contacts to the interaction service and print what became of
+    /// the rows.
+    ///
+    /// Each row is recorded like RecordInteraction, its request id made of the source and
+    /// the row id: running the same import again resumes an interrupted one (rows already
+    /// imported count as duplicates). Rejected rows are reported; the exit code is
+    /// non-zero only when the import could not run.
+    Interactions(import::interactions::ImportInteractionsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -86,6 +115,10 @@ enum BenchCommand {
     ///
     /// Seeding is idempotent: a re-run with the same --customers imports nothing new.
     Identification(bench::BenchIdentificationArgs),
+    /// Create bench customers, then measure RecordInteraction at each concurrency and
+    /// IngestInteractions rows/s beside a raw COPY of the same rows into the same table
+    /// (rolled back; needs --database-url).
+    Interaction(bench::interaction::BenchInteractionArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -127,15 +160,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             return Ok(());
         }
         Command::Import(ImportCommand::Customers(args)) => return import::customers(args).await,
+        Command::Import(ImportCommand::Interactions(args)) => return import::interactions::run(args).await,
         Command::Export(ExportCommand::Duplicates(args)) => return export::duplicates(args).await,
         Command::Bench(BenchCommand::Identification(args)) => return bench::identification(args).await,
+        Command::Bench(BenchCommand::Interaction(args)) => return bench::interaction::run(args).await,
+        Command::Segment(SegmentCommand::Rescore(args)) => return segment::rescore(args).await,
+        Command::Models(ModelsCommand::Show(args)) => return segment::show_model(args).await,
         _ => {}
     }
     let mut config: IdicConfig = idic_platform::config::load(cli.config.as_deref())?;
     idic_platform::telemetry::init(&config.telemetry)?;
     idic_platform::metrics::install(&config.telemetry.metrics_listen)?;
     match cli.command {
-        Command::Config | Command::Import(_) | Command::Export(_) | Command::Bench(_) => Ok(()),
+        Command::Config
+        | Command::Import(_)
+        | Command::Export(_)
+        | Command::Bench(_)
+        | Command::Segment(_)
+        | Command::Models(_) => Ok(()),
         Command::Migrate { target } => {
             idic::migrate(&config, target).await?;
             println!("migrations applied for target {}", target.as_str());
