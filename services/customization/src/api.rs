@@ -1,9 +1,15 @@
-//! The gRPC edge of customization. Only the shared job and audit RPCs are served so far; the
-//! generated defaults answer UNIMPLEMENTED for the rest.
+//! The gRPC edge of customization: the tonic trait implementation, each RPC delegating to a
+//! function in an `api/<area>_rpcs.rs` module that validates the request, calls the store or
+//! the domain, and converts the answer. RPCs not yet built answer UNIMPLEMENTED (the generated
+//! defaults).
 
-use idic_platform::{jobs::Jobs, shared_rpcs::PlatformTables};
-use idic_proto::customization::v1::customization_service_server::CustomizationService;
+mod catalog_rpcs;
+mod modules_rpcs;
+
+use idic_platform::{ApiResult, jobs::Jobs, shared_rpcs::PlatformTables};
+use idic_proto::customization::v1::{self as pb, customization_service_server::CustomizationService};
 use sqlx::PgPool;
+use tonic::{Request, Response, Status};
 
 /// The customization gRPC service.
 #[derive(Debug, Clone)]
@@ -28,7 +34,76 @@ impl PlatformTables for CustomizationApi {
     }
 }
 
+/// Answers an RPC's result.
+fn answer<T>(result: ApiResult<T>) -> Result<Response<T>, Status> {
+    result.map(Response::new).map_err(Status::from)
+}
+
 #[tonic::async_trait]
 impl CustomizationService for CustomizationApi {
     idic_platform::shared_rpcs!();
+
+    // ---- Catalog
+
+    async fn create_product(
+        &self,
+        request: Request<pb::CreateProductRequest>,
+    ) -> Result<Response<pb::Product>, Status> {
+        answer(catalog_rpcs::create_product(self, request.into_inner()).await)
+    }
+
+    async fn get_product(&self, request: Request<pb::GetProductRequest>) -> Result<Response<pb::Product>, Status> {
+        answer(catalog_rpcs::get_product(self, request.into_inner()).await)
+    }
+
+    async fn update_product(
+        &self,
+        request: Request<pb::UpdateProductRequest>,
+    ) -> Result<Response<pb::Product>, Status> {
+        answer(catalog_rpcs::update_product(self, request.into_inner()).await)
+    }
+
+    async fn list_products(
+        &self,
+        request: Request<pb::ListProductsRequest>,
+    ) -> Result<Response<pb::ListProductsResponse>, Status> {
+        answer(catalog_rpcs::list_products(self, request.into_inner()).await)
+    }
+
+    async fn upsert_products(
+        &self,
+        request: Request<tonic::Streaming<pb::UpsertProductsRequest>>,
+    ) -> Result<Response<idic_proto::common::v1::BulkSummary>, Status> {
+        answer(catalog_rpcs::upsert_products(self, request).await)
+    }
+
+    // ---- Mass customization
+
+    async fn get_product_modules(
+        &self,
+        request: Request<pb::GetProductModulesRequest>,
+    ) -> Result<Response<pb::ProductModules>, Status> {
+        answer(modules_rpcs::get_product_modules(self, request.into_inner()).await)
+    }
+
+    async fn set_product_modules(
+        &self,
+        request: Request<pb::SetProductModulesRequest>,
+    ) -> Result<Response<pb::ProductModules>, Status> {
+        answer(modules_rpcs::set_product_modules(self, request.into_inner()).await)
+    }
+
+    async fn configure_product(
+        &self,
+        request: Request<pb::ConfigureProductRequest>,
+    ) -> Result<Response<pb::ConfigureProductResponse>, Status> {
+        answer(modules_rpcs::configure_product(self, request.into_inner()).await)
+    }
+
+    async fn count_variants(
+        &self,
+        request: Request<pb::CountVariantsRequest>,
+    ) -> Result<Response<pb::CountVariantsResponse>, Status> {
+        answer(modules_rpcs::count_variants(self, request.into_inner()).await)
+    }
 }

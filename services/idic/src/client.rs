@@ -7,6 +7,7 @@ use std::{io::IsTerminal as _, path::PathBuf, time::Duration};
 use anyhow::Context as _;
 use idic_platform::client::Bearer;
 use idic_proto::{
+    customization::v1::customization_service_client::CustomizationServiceClient,
     identification::v1::identification_service_client::IdentificationServiceClient,
     interaction::v1::interaction_service_client::InteractionServiceClient,
     segmentation::v1::segmentation_service_client::SegmentationServiceClient,
@@ -22,6 +23,9 @@ pub type Interaction = InteractionServiceClient<InterceptedService<Channel, Bear
 
 /// The segmentation service, authenticated.
 pub type Segmentation = SegmentationServiceClient<InterceptedService<Channel, Bearer>>;
+
+/// The customization service, authenticated.
+pub type Customization = CustomizationServiceClient<InterceptedService<Channel, Bearer>>;
 
 /// Where the server is and how to authenticate to it.
 #[derive(Debug, clap::Args)]
@@ -70,6 +74,12 @@ impl ServerArgs {
     pub async fn interaction(&self) -> anyhow::Result<Interaction> {
         let bearer = self.bearer()?;
         Ok(InteractionServiceClient::with_interceptor(self.connect().await?, bearer))
+    }
+
+    /// Connects to the customization service, presenting the token on every call.
+    pub async fn customization(&self) -> anyhow::Result<Customization> {
+        let bearer = self.bearer()?;
+        Ok(CustomizationServiceClient::with_interceptor(self.connect().await?, bearer))
     }
 
     /// The interceptor presenting the token on every call.

@@ -7,6 +7,7 @@
 //! listing of rejected rows are shared with [`interactions`].
 
 pub mod interactions;
+pub mod products;
 
 use std::{
     collections::BTreeSet,

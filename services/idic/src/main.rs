@@ -105,6 +105,14 @@ enum ImportCommand {
     /// imported count as duplicates). Rejected rows are reported; the exit code is
     /// non-zero only when the import could not run.
     Interactions(import::interactions::ImportInteractionsArgs),
+    /// Stream a CSV file of products to the customization service's catalog and print
+    /// what became of the rows.
+    ///
+    /// Rows are matched by sku: a new sku creates a product, a known one is replaced by the
+    /// row (its modules are kept). Running the same import again changes nothing (rows
+    /// count as duplicates). Rejected rows are reported; the exit code is non-zero only
+    /// when the import could not run.
+    Products(import::products::ImportProductsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -161,6 +169,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Import(ImportCommand::Customers(args)) => return import::customers(args).await,
         Command::Import(ImportCommand::Interactions(args)) => return import::interactions::run(args).await,
+        Command::Import(ImportCommand::Products(args)) => return import::products::run(args).await,
         Command::Export(ExportCommand::Duplicates(args)) => return export::duplicates(args).await,
         Command::Bench(BenchCommand::Identification(args)) => return bench::identification(args).await,
         Command::Bench(BenchCommand::Interaction(args)) => return bench::interaction::run(args).await,
