@@ -468,6 +468,15 @@ impl Field {
 }
 
 /// The fields a column can be mapped to by `--map COLUMN=FIELD`.
+/// The field of an importer's `table` named `name`, or an error listing the `names`.
+fn field_named<F: Clone>(table: &[(&str, F)], name: &str, names: &str) -> Result<F, String> {
+    table
+        .iter()
+        .find(|(known, _)| *known == name)
+        .map(|(_, field)| field.clone())
+        .ok_or_else(|| format!("unknown field {name:?}; the fields are {names}"))
+}
+
 trait MapField: FromStr<Err = String> + Clone + Ord + fmt::Debug {
     /// The field naming each row (`--row-id`).
     const ROW_ID: Self;

@@ -127,11 +127,7 @@ impl FromStr for Field {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        FIELDS
-            .iter()
-            .find(|(name, _)| *name == s)
-            .map(|(_, field)| field.clone())
-            .ok_or_else(|| format!("unknown field {s:?}; the fields are {}", Self::NAMES))
+        super::field_named(&FIELDS, s, Self::NAMES)
     }
 }
 

@@ -116,11 +116,7 @@ impl FromStr for Field {
                 Ok(Self::Attribute(key.to_owned()))
             };
         }
-        FIELDS
-            .iter()
-            .find(|(name, _)| *name == s)
-            .map(|(_, field)| field.clone())
-            .ok_or_else(|| format!("unknown field {s:?}; the fields are {}", Self::NAMES))
+        super::field_named(&FIELDS, s, Self::NAMES)
     }
 }
 
