@@ -9,6 +9,7 @@ pub mod cache;
 pub mod client;
 pub mod config;
 pub mod context;
+pub mod customers;
 pub mod db;
 pub mod error;
 pub mod events;

@@ -20,7 +20,8 @@ use idic_proto::interaction::v1::{self as pb, interaction_service_server::Intera
 use sqlx::PgPool;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::{InteractionConfig, contact_checks::ContactChecker, customers::Customers, store::Store};
+use crate::{InteractionConfig, contact_checks::ContactChecker, store::Store};
+use idic_platform::customers::Customers;
 
 /// What the interaction API is built from.
 #[derive(Debug, Clone)]

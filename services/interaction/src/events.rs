@@ -8,7 +8,8 @@ use idic_proto::{common::v1 as common, identification::v1 as ident, interaction:
 use prost::Message as _;
 use uuid::Uuid;
 
-use crate::{api::convert, customers::Customers, domain::Interaction, store::Store};
+use crate::{api::convert, domain::Interaction, store::Store};
+use idic_platform::customers::Customers;
 
 /// Stream of stored interactions.
 pub const INTERACTION_RECORDED: &str = "interaction.recorded";

@@ -2,16 +2,15 @@
 //! next continues the last: timelines, complaints, account managers, contact policy, feedback.
 //!
 //! Layers: [`api`] (gRPC edge), [`domain`] (pure rules), [`store`] (its SQL, schema
-//! `interaction`), [`cache`] (its Redis keys), [`customers`] (customer references resolved
-//! through identification), [`events`] (what it publishes and consumes).
+//! `interaction`), [`events`] (what it publishes and consumes).
+//! Customer references are resolved through identification by the platform's
+//! [`idic_platform::customers`].
 
 pub mod api;
-pub mod cache;
 pub mod config;
 pub mod consent_copy;
 pub mod contact_checks;
 pub mod contact_counters;
-pub mod customers;
 pub mod domain;
 pub mod events;
 pub mod store;
@@ -19,6 +18,7 @@ pub mod store;
 pub use config::InteractionConfig;
 
 use idic_platform::{
+    customers::{Customers, ResolutionCache},
     db,
     events::{Consumer, Delivery, OutboxRelay},
     jobs::Jobs,
@@ -52,7 +52,7 @@ impl Interaction {
         tokio::spawn(OutboxRelay::new(pool.clone(), ctx.redis.clone(), "interaction").run(ctx.shutdown.clone()));
         tokio::spawn(idic_platform::idempotency::prune_periodically(pool.clone(), ctx.shutdown.clone()));
         tokio::spawn(idic_platform::db::keep_statistics(pool.clone(), ctx.shutdown.clone()));
-        let customers = customers::Customers::new(ctx.peers.clone(), cache::ResolutionCache::new(ctx.redis.clone()));
+        let customers = Customers::new(ctx.peers.clone(), ResolutionCache::new(ctx.redis.clone(), SCHEMA));
         for stream in [events::CUSTOMER_MERGED, events::CUSTOMER_UNMERGED, events::CUSTOMER_ERASED] {
             let consumer = Consumer::new(ctx.redis.clone(), stream, "interaction", &ctx.instance);
             let (store, customers) = (store.clone(), customers.clone());

@@ -14,7 +14,6 @@ use uuid::Uuid;
 
 use super::{InteractionApi, caller, convert};
 use crate::{
-    customers::{Lookup, Reference},
     domain::{
         Direction, Interaction, Kind,
         complaints::{self, ChartRow, is_code, severity, state},
@@ -28,6 +27,7 @@ use crate::{
         partitions::month_of,
     },
 };
+use idic_platform::customers::{Lookup, Reference};
 
 /// Paths UpdateComplaint may change.
 const UPDATABLE: &[&str] = &["category", "severity", "owner", "product_id", "summary", "description"];

@@ -25,10 +25,10 @@ use uuid::Uuid;
 
 use super::{InteractionApi, caller, complaint_rpcs, convert, manager_rpcs, policy_rpcs};
 use crate::{
-    customers::Lookup,
     domain::complaints::state,
     store::{complaints, contact_policy, customers::Standing, interactions::TimelineFilter, managers},
 };
+use idic_platform::customers::Lookup;
 
 /// Most recent interactions one context may hold.
 const MAX_RECENT: i32 = 50;

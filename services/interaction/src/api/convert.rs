@@ -13,21 +13,17 @@ use idic_platform::{
 use idic_proto::{common::v1 as common, interaction::v1 as pb};
 use uuid::Uuid;
 
-use crate::{
-    customers::Reference,
-    domain::{
-        Direction, Interaction, ItemLine, Kind,
-        interaction::{self, MAX_QUANTITY},
-        masking::mask_text,
-    },
+use crate::domain::{
+    Direction, Interaction, ItemLine, Kind,
+    interaction::{self, MAX_QUANTITY},
+    masking::mask_text,
 };
+use idic_platform::customers::Reference;
 
 /// Most product lines of one interaction.
 const MAX_ITEMS: usize = 1000;
 /// Most attributes of one interaction.
 const MAX_ATTRIBUTES: usize = 50;
-/// Most identifiers in one customer reference.
-const MAX_REFERENCE_IDENTIFIERS: usize = 20;
 /// How far in the future an occurrence time may be (clock skew).
 const MAX_FUTURE: Duration = Duration::minutes(5);
 /// Longest duration of a contact.
@@ -92,31 +88,7 @@ pub fn direction_from_proto(value: i32, field: &str) -> ApiResult<Option<Directi
 
 /// A customer reference (violations named relative to the reference).
 pub fn reference_from_proto(reference: Option<common::CustomerRef>) -> ApiResult<Reference> {
-    use common::customer_ref::Ref;
-    match reference.and_then(|r| r.r#ref) {
-        None => Err(ApiError::invalid("", "is required: a customer_id or identifiers")),
-        Some(Ref::CustomerId(id)) => validate::uuid(&id, "customer_id").map(Reference::Id),
-        Some(Ref::Identifiers(common::IdentifierSet { identifiers })) => {
-            let mut v = Violations::new();
-            if identifiers.is_empty() || identifiers.len() > MAX_REFERENCE_IDENTIFIERS {
-                v.add("identifiers.identifiers", format!("must hold 1 to {MAX_REFERENCE_IDENTIFIERS} identifiers"));
-            }
-            for (i, identifier) in identifiers.iter().enumerate() {
-                let common::Identifier { kind, value, namespace } = identifier;
-                let path = format!("identifiers.identifiers[{i}]");
-                match common::IdentifierKind::try_from(*kind) {
-                    Ok(common::IdentifierKind::Unspecified) | Err(_) => {
-                        v.add(format!("{path}.kind"), "must be a known identifier kind")
-                    }
-                    Ok(_) => {}
-                }
-                v.check(&path, validate::required(value, 1024, "value"));
-                v.check(&path, validate::max_chars(namespace, 128, "namespace"));
-            }
-            v.finish()?;
-            Ok(Reference::Identifiers(identifiers))
-        }
-    }
+    Reference::from_proto(reference)
 }
 
 /// Checks an optional `{collection}/{id}` reference to another resource (not looked up).

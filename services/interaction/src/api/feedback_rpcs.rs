@@ -16,7 +16,6 @@ use uuid::Uuid;
 
 use super::{InteractionApi, caller, convert};
 use crate::{
-    customers::{Lookup, Reference},
     domain::{
         Direction, Interaction, Kind,
         complaints::is_code,
@@ -31,6 +30,7 @@ use crate::{
         partitions::month_of,
     },
 };
+use idic_platform::customers::{Lookup, Reference};
 
 /// How far in the future a time may be (clock skew).
 const MAX_FUTURE: Duration = Duration::minutes(5);

@@ -19,7 +19,6 @@ use uuid::Uuid;
 use super::{InteractionApi, caller, convert, policy_rpcs};
 use crate::{
     contact_checks::{Check, Checked},
-    customers::Lookup,
     domain::{
         Interaction,
         contact_policy::{Channel, Purpose},
@@ -28,6 +27,7 @@ use crate::{
     events,
     store::{self, customers::Standing, interactions::TimelineFilter},
 };
+use idic_platform::customers::Lookup;
 
 /// Most rows in one IngestInteractions message.
 const MAX_BATCH_ROWS: usize = 1000;

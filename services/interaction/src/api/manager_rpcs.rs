@@ -23,10 +23,10 @@ use uuid::Uuid;
 
 use super::{InteractionApi, caller, convert};
 use crate::{
-    customers::{Lookup, Reference},
     domain::books::{self, Load},
     store::managers::{self as store, ACTIVE, BookEntry, EntryFilter, INACTIVE, ManagerRow},
 };
+use idic_platform::customers::{Lookup, Reference};
 
 /// Paths UpdateAccountManager may change.
 const UPDATABLE: &[&str] = &["display_name", "email", "employee_id", "team", "capacity"];

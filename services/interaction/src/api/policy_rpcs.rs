@@ -18,10 +18,10 @@ use uuid::Uuid;
 use super::{InteractionApi, caller, convert, convert::time_from_proto};
 use crate::{
     contact_checks::{Check, Checked},
-    customers::{Lookup, Reference},
     domain::contact_policy::{self as policy, Channel, Denial, FrequencyCap, Policy, Purpose, QuietHours},
     store::contact_policy::{self as store, DoNotContactRow, StoredPolicy},
 };
+use idic_platform::customers::{Lookup, Reference};
 
 /// Most checks in one BatchCheckContactPolicy.
 const MAX_BATCH: usize = 1000;

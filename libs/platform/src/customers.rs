@@ -1,18 +1,15 @@
 //! Customer references (`CustomerRef`: an id, or identifiers a channel knows) resolved to
 //! the current customer through identification over gRPC, a batch at a time: cached
-//! answers first (one Redis round trip), then concurrent calls for the rest.
+//! answers first (one Redis round trip), then concurrent calls for the rest. Every service
+//! that is addressed by customer reference (interaction, customization) resolves here.
 //!
-//! Looking a customer up is done with this service's own identity, so that a caller
+//! Looking a customer up is done with the calling service's own identity, so that a caller
 //! allowed to record interactions need not read profiles; creating a missing customer
 //! acts on identification's data and carries the caller's token (`profiles.write`).
 
-use std::{collections::HashMap, future::Future};
+use std::{collections::HashMap, future::Future, time::Duration};
 
 use futures::StreamExt as _;
-use idic_platform::{
-    ApiError, FieldViolation, context,
-    runtime::{PeerService, Peers},
-};
 use idic_proto::{
     common::v1 as common,
     identification::v1::{self as ident, identification_service_client::IdentificationServiceClient},
@@ -22,12 +19,23 @@ use tonic::Code;
 use tonic_types::StatusExt as _;
 use uuid::Uuid;
 
-use crate::cache::{ResolutionCache, id_key};
+use crate::{
+    ApiError, ApiResult, FieldViolation,
+    cache::Cache,
+    context,
+    redis::Redis,
+    runtime::{PeerService, Peers},
+    validate::{self, Violations},
+};
 
 /// Concurrent calls to identification while resolving a batch.
 const CONCURRENT_CALLS: usize = 32;
 /// Merges followed from a merged id to its survivor.
 const MAX_MERGE_HOPS: usize = 8;
+/// Most identifiers in one customer reference.
+const MAX_REFERENCE_IDENTIFIERS: usize = 20;
+/// How long a resolution is cached.
+pub const RESOLUTION_TTL: Duration = Duration::from_secs(300);
 
 /// A validated customer reference.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +47,35 @@ pub enum Reference {
 }
 
 impl Reference {
+    /// A customer reference from the wire, violations named relative to the reference.
+    pub fn from_proto(reference: Option<common::CustomerRef>) -> ApiResult<Self> {
+        use common::customer_ref::Ref;
+        match reference.and_then(|r| r.r#ref) {
+            None => Err(ApiError::invalid("", "is required: a customer_id or identifiers")),
+            Some(Ref::CustomerId(id)) => validate::uuid(&id, "customer_id").map(Reference::Id),
+            Some(Ref::Identifiers(common::IdentifierSet { identifiers })) => {
+                let mut v = Violations::new();
+                if identifiers.is_empty() || identifiers.len() > MAX_REFERENCE_IDENTIFIERS {
+                    v.add("identifiers.identifiers", format!("must hold 1 to {MAX_REFERENCE_IDENTIFIERS} identifiers"));
+                }
+                for (i, identifier) in identifiers.iter().enumerate() {
+                    let common::Identifier { kind, value, namespace } = identifier;
+                    let path = format!("identifiers.identifiers[{i}]");
+                    match common::IdentifierKind::try_from(*kind) {
+                        Ok(common::IdentifierKind::Unspecified) | Err(_) => {
+                            v.add(format!("{path}.kind"), "must be a known identifier kind")
+                        }
+                        Ok(_) => {}
+                    }
+                    v.check(&path, validate::required(value, 1024, "value"));
+                    v.check(&path, validate::max_chars(namespace, 128, "namespace"));
+                }
+                v.finish()?;
+                Ok(Reference::Identifiers(identifiers))
+            }
+        }
+    }
+
     /// The key of its resolution in the cache: the id, or a digest of the identifiers
     /// (no personal data in Redis keys).
     pub fn cache_key(&self) -> String {
@@ -61,6 +98,44 @@ impl Reference {
     }
 }
 
+/// Resolved customer references, under `{service}:resolved:{reference key}`: an id to its
+/// current customer, a set of identifiers to the customer holding them, so that
+/// high-volume paths do not call identification per request. Entries expire after
+/// [`RESOLUTION_TTL`]; merges and erasures also drop the entries of the ids involved.
+#[derive(Debug, Clone)]
+pub struct ResolutionCache {
+    cache: Cache,
+}
+
+impl ResolutionCache {
+    /// The cache of `service` in `redis`.
+    pub fn new(redis: Redis, service: &str) -> Self {
+        Self { cache: Cache::new(redis, &format!("{service}:resolved"), RESOLUTION_TTL) }
+    }
+
+    /// The cached customers of `keys`, in order.
+    pub async fn get_many(&self, keys: &[&str]) -> Vec<Option<Uuid>> {
+        self.cache.get_many(keys).await
+    }
+
+    /// Remembers that `key` designates `customer`.
+    pub async fn put(&self, key: &str, customer: Uuid) {
+        self.cache.put(key, &customer).await;
+    }
+
+    /// Forgets the resolutions of these customer ids (after a merge or an erasure).
+    pub async fn forget_ids(&self, ids: &[Uuid]) {
+        let keys: Vec<String> = ids.iter().map(|id| id_key(*id)).collect();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        self.cache.invalidate(&keys).await;
+    }
+}
+
+/// The cache key of a reference by customer id.
+fn id_key(id: Uuid) -> String {
+    format!("id:{id}")
+}
+
 /// One reference to resolve, and whether a missing customer may be created from it.
 #[derive(Debug, Clone)]
 pub struct Lookup<'a> {
@@ -77,7 +152,7 @@ pub struct Customers {
     cache: ResolutionCache,
 }
 
-type Client = IdentificationServiceClient<idic_platform::client::PeerChannel>;
+type Client = IdentificationServiceClient<crate::client::PeerChannel>;
 
 impl Customers {
     /// Resolution through `peers`' identification, cached in `cache`.
@@ -158,7 +233,7 @@ impl Customers {
             Reference::Identifiers(identifiers) => {
                 let request = ident::LookupCustomerRequest { identifiers: identifiers.clone() };
                 let found = as_service(async {
-                    idic_platform::client::retry_idempotent(self.peers.max_attempts(), || {
+                    crate::client::retry_idempotent(self.peers.max_attempts(), || {
                         let (mut client, request) = (client.clone(), request.clone());
                         async move { client.lookup_customer(request).await }
                     })
@@ -171,7 +246,7 @@ impl Customers {
                         let request = ident::ResolveCustomerRequest {
                             customer: Some(ident::Customer { identifiers: identifiers.clone(), ..Default::default() }),
                             provenance: None,
-                            request_id: format!("interaction:{}", lookup.reference.cache_key()),
+                            request_id: format!("resolve:{}", lookup.reference.cache_key()),
                         };
                         let answer = client.resolve_customer(request).await.map_err(|s| from_status(&s))?;
                         customer_id(answer.into_inner().customer.as_ref())
@@ -186,7 +261,7 @@ impl Customers {
     async fn follow(&self, client: Client, mut id: Uuid) -> Result<Uuid, ApiError> {
         for _ in 0..MAX_MERGE_HOPS {
             let request = ident::GetCustomerRequest { name: format!("customers/{id}") };
-            let customer = as_service(idic_platform::client::retry_idempotent(self.peers.max_attempts(), || {
+            let customer = as_service(crate::client::retry_idempotent(self.peers.max_attempts(), || {
                 let (mut client, request) = (client.clone(), request.clone());
                 async move { client.get_customer(request).await }
             }))
