@@ -100,6 +100,15 @@ impl ApiError {
         Self::InvalidArgument(vec![FieldViolation::new(field, description)])
     }
 
+    /// The same error with its field violations nested under `parent`; other errors unchanged.
+    #[must_use]
+    pub fn within(self, parent: &str) -> Self {
+        match self {
+            Self::InvalidArgument(v) => Self::InvalidArgument(v.into_iter().map(|f| f.under(parent)).collect()),
+            other => other,
+        }
+    }
+
     /// The gRPC code this error is answered with.
     pub fn code(&self) -> Code {
         match self {

@@ -249,3 +249,20 @@ pub fn assert_invalid(status: &tonic::Status, fields: &[&str]) {
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
     assert_eq!(violated_fields(status), fields, "{}", status.message());
 }
+
+/// Polls `check` every 50 ms until it gives a value, failing after 60 seconds: for effects
+/// that travel by events (a consumer in another service, a model following a log).
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

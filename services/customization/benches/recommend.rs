@@ -60,6 +60,7 @@ fn bench(c: &mut Criterion) {
         viewed: Some(ItemId(40)),
         basket: &basket,
         exclusions: &none,
+        only: None,
         n: 10,
         max_per_cluster: 4,
     };

@@ -5,24 +5,59 @@
 
 mod catalog_rpcs;
 mod modules_rpcs;
+mod recommendation_rpcs;
 
-use idic_platform::{ApiResult, jobs::Jobs, shared_rpcs::PlatformTables};
+use std::sync::Arc;
+
+use idic_platform::{
+    ApiError, ApiResult, context::Caller, customers::Customers, jobs::Jobs, shared_rpcs::PlatformTables,
+};
 use idic_proto::customization::v1::{self as pb, customization_service_server::CustomizationService};
 use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
+
+use crate::recommendations::{AnswerLog, Recommendations};
+
+pub use recommendation_rpcs::RETRAIN_KIND;
 
 /// The customization gRPC service.
 #[derive(Debug, Clone)]
 pub struct CustomizationApi {
     jobs: Jobs,
     pool: PgPool,
+    customers: Customers,
+    recommendations: Recommendations,
+    answers: AnswerLog,
+}
+
+/// What the service is built from.
+#[derive(Debug)]
+pub struct Parts {
+    /// Its jobs.
+    pub jobs: Jobs,
+    /// Its schema.
+    pub pool: PgPool,
+    /// Customer references resolved through identification.
+    pub customers: Customers,
+    /// The recommender model.
+    pub recommendations: Recommendations,
+    /// Stops the background writers.
+    pub shutdown: CancellationToken,
 }
 
 impl CustomizationApi {
-    /// The service over its jobs and schema.
-    pub fn new(jobs: Jobs, pool: PgPool) -> Self {
-        Self { jobs, pool }
+    /// The service over its parts.
+    pub fn new(parts: Parts) -> Self {
+        let Parts { jobs, pool, customers, recommendations, shutdown } = parts;
+        let answers = AnswerLog::start(pool.clone(), shutdown);
+        Self { jobs, pool, customers, recommendations, answers }
     }
+}
+
+/// The authenticated caller of a request.
+pub(crate) fn caller<T>(request: &Request<T>) -> ApiResult<Arc<Caller>> {
+    request.extensions().get::<Arc<Caller>>().cloned().ok_or_else(|| ApiError::Unauthenticated("no caller".into()))
 }
 
 impl PlatformTables for CustomizationApi {
@@ -105,5 +140,35 @@ impl CustomizationService for CustomizationApi {
         request: Request<pb::CountVariantsRequest>,
     ) -> Result<Response<pb::CountVariantsResponse>, Status> {
         answer(modules_rpcs::count_variants(self, request.into_inner()).await)
+    }
+
+    // ---- Recommendations
+
+    async fn recommend(
+        &self,
+        request: Request<pb::RecommendRequest>,
+    ) -> Result<Response<pb::RecommendResponse>, Status> {
+        answer(recommendation_rpcs::recommend(self, request.into_inner()).await)
+    }
+
+    async fn record_recommendation_feedback(
+        &self,
+        request: Request<pb::RecordRecommendationFeedbackRequest>,
+    ) -> Result<Response<pb::RecommendationFeedback>, Status> {
+        answer(recommendation_rpcs::record_feedback(self, request.into_inner()).await)
+    }
+
+    async fn get_item_neighbours(
+        &self,
+        request: Request<pb::GetItemNeighboursRequest>,
+    ) -> Result<Response<pb::GetItemNeighboursResponse>, Status> {
+        answer(recommendation_rpcs::item_neighbours(self, request.into_inner()).await)
+    }
+
+    async fn start_retraining(
+        &self,
+        request: Request<pb::StartRetrainingRequest>,
+    ) -> Result<Response<idic_proto::common::v1::Job>, Status> {
+        answer(recommendation_rpcs::start_retraining(self, request).await)
     }
 }

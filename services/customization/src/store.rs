@@ -1,6 +1,8 @@
 //! The SQL of customization, against its own schema: catalog products and each product's
 //! module groups and constraints.
 
+pub mod feedback;
+
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
@@ -86,6 +88,11 @@ pub async fn insert_product(conn: &mut PgConnection, p: &ProductRow) -> sqlx::Re
 /// One product by id.
 pub async fn product(pool: &PgPool, product_id: &str) -> sqlx::Result<Option<ProductRow>> {
     sqlx::query_as(SELECT_PRODUCT).bind(product_id).fetch_optional(pool).await
+}
+
+/// One product by sku.
+pub async fn product_by_sku(pool: &PgPool, sku: &str) -> sqlx::Result<Option<ProductRow>> {
+    sqlx::query_as(concat!(select_products!(), " WHERE p.sku = $1")).bind(sku).fetch_optional(pool).await
 }
 
 /// One product by id, inside a transaction.

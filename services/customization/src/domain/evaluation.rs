@@ -132,6 +132,7 @@ pub fn evaluate_against_popularity(log: &[Interaction], settings: &TrainSettings
             viewed: None,
             basket: &[],
             exclusions: &none,
+            only: None,
             n: k,
             max_per_cluster: k,
         };

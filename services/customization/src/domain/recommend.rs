@@ -443,6 +443,31 @@ impl NeighbourIndex {
     }
 }
 
+/// Groups items into product clusters, for diversity: the most interacted-with item not yet
+/// placed leads a new cluster and takes its unplaced neighbours at or above `min_similarity`.
+/// Only leaders recruit, so a cluster never chains through weak links. Items without feedback
+/// get no cluster.
+pub fn product_clusters(index: &NeighbourIndex, min_similarity: f32) -> Vec<Option<u32>> {
+    let mut order: Vec<usize> = (0..index.len()).filter(|&i| index.norms2[i] > 0.0).collect();
+    order.sort_by(|&a, &b| index.norms2[b].total_cmp(&index.norms2[a]).then(a.cmp(&b)));
+    let mut cluster = vec![None; index.len()];
+    let mut next = 0u32;
+    for leader in order {
+        if cluster[leader].is_some() {
+            continue;
+        }
+        cluster[leader] = Some(next);
+        for n in index.neighbours(ItemId(leader as u32)) {
+            let j = n.item.0 as usize;
+            if n.similarity >= min_similarity && j < cluster.len() && cluster[j].is_none() {
+                cluster[j] = Some(next);
+            }
+        }
+        next += 1;
+    }
+    cluster
+}
+
 /// A group whose popular items fill in when neighbours have too little to say.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum PopularityKey {
@@ -606,6 +631,8 @@ pub struct Request<'a> {
     pub basket: &'a [ItemId],
     /// Items never to return.
     pub exclusions: &'a HashSet<ItemId>,
+    /// When set, only these items may be returned (a category filter).
+    pub only: Option<&'a HashSet<ItemId>>,
     /// How many items.
     pub n: usize,
     /// At most this many items from one product cluster.
@@ -795,7 +822,12 @@ impl Recommender<'_> {
 
     fn allowed(&self, item: ItemId, req: &Request<'_>) -> bool {
         let Some(facts) = self.catalog.get(item.0 as usize) else { return false };
-        if !facts.sellable || req.exclusions.contains(&item) || req.viewed == Some(item) || req.basket.contains(&item) {
+        if !facts.sellable
+            || req.exclusions.contains(&item)
+            || req.viewed == Some(item)
+            || req.basket.contains(&item)
+            || req.only.is_some_and(|only| !only.contains(&item))
+        {
             return false;
         }
         match req.customer {
@@ -844,6 +876,31 @@ mod tests {
 
     fn sim(index: &NeighbourIndex, a: u32, b: u32) -> f32 {
         index.neighbours(ItemId(a)).iter().find(|n| n.item == ItemId(b)).map_or(0.0, |n| n.similarity)
+    }
+
+    #[test]
+    fn product_clusters_group_items_bought_together_without_chaining() {
+        use FeedbackKind::*;
+        // Items 0, 1, 2 bought together by customers 0-2; items 3, 4 by customers 3-4; item 5
+        // shares one buyer with item 2 only.
+        let mut log = Vec::new();
+        for c in 0..3 {
+            log.extend([ev(c, 0, Purchase, 0), ev(c, 1, Purchase, 0), ev(c, 2, Purchase, 0)]);
+        }
+        for c in 3..5 {
+            log.extend([ev(c, 3, Purchase, 0), ev(c, 4, Purchase, 0)]);
+        }
+        log.push(ev(5, 2, View, 0));
+        log.push(ev(5, 5, View, 0));
+        let index = NeighbourIndex::train(&log, 7, NOW, &settings());
+        let clusters = product_clusters(&index, 0.5);
+        assert_eq!(clusters[0], clusters[1]);
+        assert_eq!(clusters[0], clusters[2]);
+        assert_eq!(clusters[3], clusters[4]);
+        assert_ne!(clusters[0], clusters[3]);
+        assert_ne!(clusters[5], clusters[0], "a weak link to a member does not join its cluster");
+        assert!(clusters[5].is_some());
+        assert_eq!(clusters[6], None, "an item without feedback has no cluster");
     }
 
     #[test]
@@ -975,6 +1032,7 @@ mod tests {
             viewed: Some(ItemId(0)),
             basket: &[],
             exclusions: &none,
+            only: None,
             n: 3,
             max_per_cluster: 10,
         };
@@ -1008,6 +1066,7 @@ mod tests {
             viewed: None,
             basket: &[],
             exclusions: &none,
+            only: None,
             n: 10,
             max_per_cluster: 10,
         };
@@ -1036,6 +1095,7 @@ mod tests {
             viewed: Some(ItemId(0)),
             basket: &[],
             exclusions: &none,
+            only: None,
             n: 3,
             max_per_cluster: 1,
         };
@@ -1062,8 +1122,15 @@ mod tests {
         let r = Recommender { index: &index, popularity: &pop, catalog: &f, sources: SourceWeights::default() };
         let none = HashSet::new();
         let basket = [ItemId(1)];
-        let guest =
-            Request { customer: None, viewed: None, basket: &basket, exclusions: &none, n: 1, max_per_cluster: 10 };
+        let guest = Request {
+            customer: None,
+            viewed: None,
+            basket: &basket,
+            exclusions: &none,
+            only: None,
+            n: 1,
+            max_per_cluster: 10,
+        };
         let first = &r.recommend(&guest).0[0];
         assert_eq!((first.strategy, first.reason.kind), (Strategy::Basket, ReasonKind::GoesWithBasket));
         let empty = History::default();

@@ -17,7 +17,7 @@ use idic_proto::{
 };
 use idic_testkit::{Bearer, TestEnv, tokens};
 #[allow(unused_imports)] // Not every test file checks refusals.
-pub use idic_testkit::{assert_invalid, violated_fields};
+pub use idic_testkit::{assert_invalid, eventually, violated_fields};
 use prost::Message;
 use tokio_util::sync::CancellationToken;
 use tonic::{service::interceptor::InterceptedService, transport::Channel as GrpcChannel};
@@ -76,22 +76,6 @@ pub fn purchase(customer: Uuid, at: DateTime<Utc>, cents: i64, category: &str) -
         }],
         total_amount: Some(money),
         ..Default::default()
-    }
-}
-
-/// Polls `check` every 50 ms until it gives a value, failing after 60 seconds.
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
