@@ -2,11 +2,12 @@
 //! port (monolithic mode); `--target identification` etc. runs one (microservices mode);
 //! `idic migrate` applies schema migrations; `idic demo` shows the services at work;
 //! `idic import`, `idic export`, `idic bench`, `idic segment` and `idic models` are clients
-//! of a running server.
+//! of a running server; `idic eval` works offline on files.
 
 mod bench;
 mod client;
 mod demo;
+mod eval;
 mod export;
 mod import;
 mod segment;
@@ -72,6 +73,16 @@ enum Command {
     /// Fitted value and clustering models of a running server (a client).
     #[command(subcommand)]
     Models(ModelsCommand),
+    /// Offline evaluations on files (no server needed).
+    #[command(subcommand)]
+    Eval(EvalCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum EvalCommand {
+    /// Leave-last-out HR@k and NDCG@k of the recommender on an interaction file, beside the
+    /// popularity baseline of the same split.
+    Recommendations(eval::EvalRecommendationsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -175,6 +186,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Interaction(args)) => return bench::interaction::run(args).await,
         Command::Segment(SegmentCommand::Rescore(args)) => return segment::rescore(args).await,
         Command::Models(ModelsCommand::Show(args)) => return segment::show_model(args).await,
+        Command::Eval(EvalCommand::Recommendations(args)) => {
+            return tokio::task::spawn_blocking(move || eval::recommendations(args)).await?;
+        }
         _ => {}
     }
     let mut config: IdicConfig = idic_platform::config::load(cli.config.as_deref())?;
@@ -186,7 +200,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         | Command::Export(_)
         | Command::Bench(_)
         | Command::Segment(_)
-        | Command::Models(_) => Ok(()),
+        | Command::Models(_)
+        | Command::Eval(_) => Ok(()),
         Command::Migrate { target } => {
             idic::migrate(&config, target).await?;
             println!("migrations applied for target {}", target.as_str());
