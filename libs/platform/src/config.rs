@@ -81,6 +81,11 @@ pub struct ServerConfig {
     /// How long shutdown waits for in-flight RPCs to finish, in milliseconds.
     #[config(env = "IDIC_DRAIN_TIMEOUT_MS", default = 20000)]
     pub drain_timeout_ms: u64,
+    /// Longest life of one client connection, in milliseconds (0: unlimited). Clients then
+    /// reconnect, so long-lived HTTP/2 connections spread over new replicas behind a
+    /// Kubernetes Service; RPCs in flight finish first.
+    #[config(env = "IDIC_MAX_CONNECTION_AGE_MS", default = 300000)]
+    pub max_connection_age_ms: u64,
 }
 
 /// Callers and what they may do.

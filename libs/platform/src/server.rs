@@ -108,12 +108,15 @@ pub async fn serve(
         }
     };
 
-    let serving = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-        .layer(layers)
-        .add_routes(routes)
-        .serve_with_incoming_shutdown(incoming, signal);
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)));
+    if server.max_connection_age_ms > 0 {
+        // No grace limit: an aged connection gets GOAWAY, and the RPCs in flight on it (a
+        // long import stream) run to their end.
+        builder = builder.max_connection_age(Duration::from_millis(server.max_connection_age_ms));
+    }
+    let serving = builder.layer(layers).add_routes(routes).serve_with_incoming_shutdown(incoming, signal);
 
     let drain = Duration::from_millis(server.drain_timeout_ms);
     tokio::select! {

@@ -10,6 +10,7 @@ mod demo;
 mod eval;
 mod export;
 mod import;
+mod jobs;
 mod segment;
 
 use std::{net::SocketAddr, path::PathBuf};
@@ -73,9 +74,28 @@ enum Command {
     /// Fitted value and clustering models of a running server (a client).
     #[command(subcommand)]
     Models(ModelsCommand),
+    /// Identification work on a running server (a client: needs only --server and a token).
+    #[command(subcommand)]
+    Identify(IdentifyCommand),
+    /// Customization work on a running server (a client: needs only --server and a token).
+    #[command(subcommand)]
+    Customize(CustomizeCommand),
     /// Offline evaluations on files (no server needed).
     #[command(subcommand)]
     Eval(EvalCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum IdentifyCommand {
+    /// Start a cleansing of the customer file (duplicates merged or queued for review, stale
+    /// identifiers flagged) and wait for its job.
+    Cleanse(jobs::CleanseArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum CustomizeCommand {
+    /// Retrain the recommender's neighbour lists and popularity tables, and wait for the job.
+    Retrain(jobs::RetrainArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -186,6 +206,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Interaction(args)) => return bench::interaction::run(args).await,
         Command::Segment(SegmentCommand::Rescore(args)) => return segment::rescore(args).await,
         Command::Models(ModelsCommand::Show(args)) => return segment::show_model(args).await,
+        Command::Identify(IdentifyCommand::Cleanse(args)) => return jobs::cleanse(args).await,
+        Command::Customize(CustomizeCommand::Retrain(args)) => return jobs::retrain(args).await,
         Command::Eval(EvalCommand::Recommendations(args)) => {
             return tokio::task::spawn_blocking(move || eval::recommendations(args)).await?;
         }
@@ -201,6 +223,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         | Command::Bench(_)
         | Command::Segment(_)
         | Command::Models(_)
+        | Command::Identify(_)
+        | Command::Customize(_)
         | Command::Eval(_) => Ok(()),
         Command::Migrate { target } => {
             idic::migrate(&config, target).await?;

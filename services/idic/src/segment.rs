@@ -2,10 +2,8 @@
 //! (print a fitted model's parameters, log-likelihood, data window and holdout check):
 //! clients of a running segmentation service.
 
-use std::time::Duration;
-
 use idic_proto::{
-    common::v1::{GetJobRequest, JobState, Period},
+    common::v1::Period,
     segmentation::v1::{GetModelRequest, Model, ModelKind, RescoringMode, StartRescoringRequest},
 };
 
@@ -56,53 +54,12 @@ pub async fn rescore(args: RescoreArgs) -> anyhow::Result<()> {
         .await
         .map_err(|s| client::explain(&s))?
         .into_inner();
-    println!("rescoring {} started", job.name);
-    let bar = client::progress_bar(0, indicatif::ProgressStyle::default_bar());
-    let job = loop {
-        let now = segmentation
-            .get_job(GetJobRequest { name: job.name.clone() })
-            .await
-            .map_err(|s| client::explain(&s))?
-            .into_inner();
-        bar.set_length(now.progress_total.max(0) as u64);
-        bar.set_position(now.progress_done.max(0) as u64);
-        match JobState::try_from(now.state) {
-            Ok(JobState::Succeeded | JobState::Failed | JobState::Cancelled) => break now,
-            _ => tokio::time::sleep(Duration::from_millis(500)).await,
-        }
-    };
-    bar.finish_and_clear();
-    match JobState::try_from(job.state) {
-        Ok(JobState::Succeeded) => {
-            println!("rescoring {} succeeded", job.name);
-            if let Some(result) = &job.result {
-                let mut fields: Vec<_> = result.fields.iter().collect();
-                fields.sort_by(|a, b| a.0.cmp(b.0));
-                for (key, value) in fields {
-                    println!("  {key}: {}", show_value(value));
-                }
-            }
-            Ok(())
-        }
-        Ok(JobState::Cancelled) => anyhow::bail!("rescoring {} was cancelled", job.name),
-        _ => anyhow::bail!("rescoring {} failed: {}", job.name, job.error_message),
-    }
-}
-
-fn show_value(value: &prost_types::Value) -> String {
-    use prost_types::value::Kind;
-    match &value.kind {
-        Some(Kind::NumberValue(n)) => format!("{n}"),
-        Some(Kind::StringValue(s)) => s.clone(),
-        Some(Kind::BoolValue(b)) => b.to_string(),
-        Some(Kind::StructValue(s)) => {
-            let mut fields: Vec<_> = s.fields.iter().collect();
-            fields.sort_by(|a, b| a.0.cmp(b.0));
-            fields.iter().map(|(k, v)| format!("{k} {}", show_value(v))).collect::<Vec<_>>().join(", ")
-        }
-        Some(Kind::ListValue(l)) => l.values.iter().map(show_value).collect::<Vec<_>>().join(", "),
-        Some(Kind::NullValue(_)) | None => "-".into(),
-    }
+    crate::jobs::follow("rescoring", job, |r| {
+        let mut c = segmentation.clone();
+        async move { c.get_job(r).await }
+    })
+    .await?;
+    Ok(())
 }
 
 /// Arguments of `idic models show`.
