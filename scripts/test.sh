@@ -12,3 +12,5 @@ export IDIC_REFERENCE_DATA_DIR="${IDIC_REFERENCE_DATA_DIR:-$PWD/target/reference
 cargo build --locked -p idic
 cargo test --locked --workspace
 bash tests/python/run.sh
+# Kubernetes manifests: every overlay rendered by kustomize and checked offline by kubernetes-validate --strict.
+bash scripts/k8s-validate.sh
