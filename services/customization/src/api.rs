@@ -4,6 +4,7 @@
 //! defaults).
 
 mod catalog_rpcs;
+mod configuration_rpcs;
 mod modules_rpcs;
 mod recommendation_rpcs;
 
@@ -170,5 +171,35 @@ impl CustomizationService for CustomizationApi {
         request: Request<pb::StartRetrainingRequest>,
     ) -> Result<Response<idic_proto::common::v1::Job>, Status> {
         answer(recommendation_rpcs::start_retraining(self, request).await)
+    }
+
+    // ---- Saved configurations
+
+    async fn save_configuration(
+        &self,
+        request: Request<pb::SaveConfigurationRequest>,
+    ) -> Result<Response<pb::SavedConfiguration>, Status> {
+        answer(configuration_rpcs::save(self, request.into_inner()).await)
+    }
+
+    async fn list_saved_configurations(
+        &self,
+        request: Request<pb::ListSavedConfigurationsRequest>,
+    ) -> Result<Response<pb::ListSavedConfigurationsResponse>, Status> {
+        answer(configuration_rpcs::list(self, request.into_inner()).await)
+    }
+
+    async fn get_default_configuration(
+        &self,
+        request: Request<pb::GetDefaultConfigurationRequest>,
+    ) -> Result<Response<pb::DefaultConfiguration>, Status> {
+        answer(configuration_rpcs::default(self, request.into_inner()).await)
+    }
+
+    async fn delete_saved_configuration(
+        &self,
+        request: Request<pb::DeleteSavedConfigurationRequest>,
+    ) -> Result<Response<()>, Status> {
+        answer(configuration_rpcs::delete(self, request.into_inner()).await)
     }
 }

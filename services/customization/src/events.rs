@@ -1,8 +1,8 @@
 //! The events customization consumes: `interaction.recorded` (what customers viewed, put in
 //! a basket, bought and returned, appended to the feedback log the recommender learns from),
-//! `customer.merged` (their feedback re-keyed to the survivor), `customer.erased` (deleted,
-//! then confirmed on `erasure.confirmed`) and `consent.changed` (profiling consent). Every
-//! handler is idempotent: redeliveries change nothing.
+//! `customer.merged` (their feedback and saved configurations re-keyed to the survivor),
+//! `customer.erased` (deleted, then confirmed on `erasure.confirmed`) and `consent.changed`
+//! (profiling consent). Every handler is idempotent: redeliveries change nothing.
 
 use chrono::{DateTime, Utc};
 use idic_platform::{audit, events, jobs::timestamp};
@@ -18,7 +18,10 @@ use uuid::Uuid;
 use crate::{
     domain::recommend::FeedbackKind,
     recommendations::kind_code,
-    store::feedback::{self as store, NewFeedback},
+    store::{
+        configurations,
+        feedback::{self as store, NewFeedback},
+    },
 };
 
 /// Stream of recorded interactions (consumed).
@@ -114,6 +117,7 @@ pub async fn customer_merged(pool: &PgPool, event_id: &str, payload: &[u8]) -> a
     .execute(&mut *tx)
     .await?;
     store::merge_customers(&mut tx, survivor, &absorbed).await?;
+    configurations::merge(&mut tx, survivor, &absorbed).await?;
     audit::record(
         &mut tx,
         audit::AuditRecord {
@@ -146,6 +150,7 @@ pub async fn customer_erased(pool: &PgPool, event_id: &str, payload: &[u8]) -> a
         return Ok(());
     }
     store::erase_customers(&mut tx, &ids).await?;
+    configurations::erase(&mut tx, &ids).await?;
     sqlx::query("DELETE FROM merged_customers WHERE customer_id = ANY($1) OR survivor_id = ANY($1)")
         .bind(&ids)
         .execute(&mut *tx)

@@ -343,8 +343,14 @@ impl Model {
         let now = Utc::now().timestamp();
         let event = Interaction { customer: CustomerKey(0), item, kind, at: row.occur_time.timestamp() };
         let history = self.histories.entry(row.customer_id).or_default();
+        // A second delivery of a row changes no weight in the history (weights are maxima),
+        // so only a history that changed counts for popularity.
+        let before = history.weight(item);
         self.index.observe(history, &event, now, &self.weights);
         history.apply(&event, now, &self.weights);
+        if history.weight(item) > before {
+            self.popularity.observe(&[], &event, now, &self.weights, POPULAR_PER_GROUP);
+        }
     }
 
     fn apply_consent(&mut self, rows: &[(i64, Uuid, bool)], now: Instant) {

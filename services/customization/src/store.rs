@@ -1,6 +1,8 @@
 //! The SQL of customization, against its own schema: catalog products and each product's
-//! module groups and constraints.
+//! module groups and constraints; saved configurations and the recommender's tables live in
+//! the submodules.
 
+pub mod configurations;
 pub mod feedback;
 
 use chrono::{DateTime, Utc};

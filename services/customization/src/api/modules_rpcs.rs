@@ -1,7 +1,12 @@
 //! Mass-customization RPCs: Get/SetProductModules, ConfigureProduct and CountVariants, with the
 //! proto → domain conversions of module groups, options and constraints.
 
-use idic_platform::{ApiError, ApiResult, jobs::timestamp, validate};
+use idic_platform::{
+    ApiError, ApiResult,
+    customers::{Lookup, Reference},
+    jobs::timestamp,
+    validate,
+};
 use idic_proto::{common::v1 as common, customization::v1 as pb};
 use prost::Message as _;
 
@@ -10,8 +15,8 @@ use crate::{
     domain::{
         catalog::{CurrencyCode, Money},
         modules::{
-            self, ConstraintKind, CountError, CountRequest, GroupAccess, ModuleConstraint, ModuleGroup, ModuleId,
-            ModuleOption, ModulesError, OptionRef, ProductModules, ViolationKind,
+            self, Configuration, ConstraintKind, CountError, CountRequest, GroupAccess, ModuleConstraint, ModuleGroup,
+            ModuleId, ModuleOption, ModulesError, OptionRef, ProductModules, Violation, ViolationKind,
         },
     },
     store::{self, ProductRow},
@@ -46,7 +51,7 @@ fn option_ref(r: &pb::OptionRef, field: &str, v: &mut validate::Violations) -> O
 }
 
 /// Selections from `field` (at most [`MAX_SELECTIONS`]).
-fn selections(refs: &[pb::OptionRef], field: &str) -> ApiResult<Vec<OptionRef>> {
+pub(super) fn selections(refs: &[pb::OptionRef], field: &str) -> ApiResult<Vec<OptionRef>> {
     if refs.len() > MAX_SELECTIONS {
         return Err(ApiError::invalid(field, format!("at most {MAX_SELECTIONS} selections")));
     }
@@ -248,14 +253,14 @@ fn to_domain(
 }
 
 /// A product's stored modules: the proto as set, its domain form and its revision.
-struct Loaded {
-    product: ProductRow,
-    proto: pb::ProductModules,
-    domain: ProductModules,
+pub(super) struct Loaded {
+    pub(super) product: ProductRow,
+    pub(super) proto: pb::ProductModules,
+    pub(super) domain: ProductModules,
 }
 
 /// Loads a product and its modules (empty, revision 0, when never set).
-async fn load(api: &CustomizationApi, product_id: &str, name: &str) -> ApiResult<Loaded> {
+pub(super) async fn load(api: &CustomizationApi, product_id: &str, name: &str) -> ApiResult<Loaded> {
     let product =
         store::product(&api.pool, product_id).await?.ok_or_else(|| ApiError::NotFound(format!("{name} not found")))?;
     let stored = store::modules(&api.pool, product_id).await?;
@@ -335,7 +340,8 @@ fn violation_kind(kind: ViolationKind) -> pb::ViolationKind {
     }
 }
 
-/// ConfigureProduct.
+/// ConfigureProduct. For a known customer a saved configuration of the same variant counts
+/// as used (it moves to the front of their list).
 pub(super) async fn configure_product(
     api: &CustomizationApi,
     request: pb::ConfigureProductRequest,
@@ -343,18 +349,38 @@ pub(super) async fn configure_product(
     let pb::ConfigureProductRequest { product, selections: refs, customer } = request;
     let id = catalog_rpcs::product_id(&product, "product")?;
     let chosen = selections(&refs, "selections")?;
-    if customer.is_some() {
-        // The customer's extra groups come from their tier's service level, not served yet.
-        return Err(ApiError::Unimplemented("configuring for a known customer is not served yet".into()));
-    }
+    let reference = match customer.filter(|c| c.r#ref.is_some()) {
+        Some(c) => Some(Reference::from_proto(Some(c)).map_err(|e| e.within("customer"))?),
+        None => None,
+    };
     let loaded = load(api, &id, &product).await?;
     if loaded.product.lifecycle == pb::Lifecycle::Retired as i16 {
         return Err(ApiError::FailedPrecondition(format!("{product} is retired")));
     }
+    let customer = match &reference {
+        Some(reference) => Some(api.customers.resolve(Lookup { reference, create: false }).await?),
+        None => None,
+    };
+    // Extra groups follow the customer's service level, which is not served yet: every
+    // customer is configured with the standard groups.
+    let answer = configuration_answer(&loaded, loaded.domain.configure(&chosen, &GroupAccess::Standard));
+    if let Some(customer) = customer
+        && answer.valid
+    {
+        store::configurations::touch(&api.pool, customer, &id, &answer.variant_key).await?;
+    }
+    Ok(answer)
+}
+
+/// The answer of ConfigureProduct for a product and the domain's verdict on a selection.
+pub(super) fn configuration_answer(
+    loaded: &Loaded,
+    verdict: Result<Configuration, Vec<Violation>>,
+) -> pb::ConfigureProductResponse {
     let currency = loaded.product.currency_code.clone();
     let money = |amount_minor| common::Money { currency_code: currency.clone(), amount_minor };
     let revision = loaded.proto.revision;
-    Ok(match loaded.domain.configure(&chosen, &GroupAccess::Standard) {
+    match verdict {
         Ok(configuration) => {
             let title = |r: &OptionRef| {
                 loaded
@@ -369,10 +395,7 @@ pub(super) async fn configure_product(
                 .lines
                 .iter()
                 .map(|line| pb::PriceLine {
-                    option: line
-                        .option
-                        .as_ref()
-                        .map(|r| pb::OptionRef { group_id: r.group.to_string(), option_id: r.option.to_string() }),
+                    option: line.option.as_ref().map(option_to_proto),
                     label: line.option.as_ref().map_or_else(|| "Base price".to_owned(), title),
                     amount: Some(money(line.amount_minor)),
                 })
@@ -403,7 +426,12 @@ pub(super) async fn configure_product(
             variant_key: String::new(),
             modules_revision: revision,
         },
-    })
+    }
+}
+
+/// An option as the wire has it.
+pub(super) fn option_to_proto(r: &OptionRef) -> pb::OptionRef {
+    pb::OptionRef { group_id: r.group.to_string(), option_id: r.option.to_string() }
 }
 
 /// CountVariants.

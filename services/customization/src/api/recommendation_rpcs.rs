@@ -181,9 +181,9 @@ pub(super) async fn recommend(
         let profiled = customer_id.filter(|c| !model.no_profiling.contains(c));
         let history = profiled.and_then(|c| model.histories.get(&c)).unwrap_or(&empty);
         let view = customer_id.map(|_| CustomerView {
-            // Without profiling consent the history is not used, but what they own and
-            // said no to still is: a guest's treatment, not a worse one.
-            history: if profiled.is_some() { history } else { &empty },
+            // Without profiling consent nothing learned from their history is used (they are
+            // served like a guest); what they explicitly refused stays suppressed.
+            history,
             suppressed: &suppressed,
             cluster_tier: None,
             segment: None,

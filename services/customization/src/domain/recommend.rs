@@ -528,6 +528,41 @@ impl PopularityTable {
         Self { lists }
     }
 
+    /// Adds one interaction between retrainings, to the global list and `groups`, each kept to
+    /// its `top` best (an item outside a full list enters once it outweighs the last).
+    pub fn observe(
+        &mut self,
+        groups: &[PopularityKey],
+        event: &Interaction,
+        now: i64,
+        weights: &FeedbackWeights,
+        top: usize,
+    ) {
+        let w = weights.of(event.kind) * weights.decay(event.at, now);
+        if w <= 0.0 {
+            return;
+        }
+        for key in groups.iter().chain(std::iter::once(&PopularityKey::Global)) {
+            let list = self.lists.entry(key.clone()).or_default();
+            let mut at = match list.iter().position(|(item, _)| *item == event.item) {
+                Some(p) => {
+                    list[p].1 += w;
+                    p
+                }
+                None => {
+                    list.push((event.item, w));
+                    list.len() - 1
+                }
+            };
+            // Move it up to its place: the list stays sorted, most popular first.
+            while at > 0 && list[at - 1].1 < list[at].1 {
+                list.swap(at - 1, at);
+                at -= 1;
+            }
+            list.truncate(top.max(1));
+        }
+    }
+
     /// A group's items, most popular first.
     pub fn items(&self, key: &PopularityKey) -> &[(ItemId, f32)] {
         self.lists.get(key).map_or(&[], Vec::as_slice)
@@ -901,6 +936,22 @@ mod tests {
         assert_ne!(clusters[5], clusters[0], "a weak link to a member does not join its cluster");
         assert!(clusters[5].is_some());
         assert_eq!(clusters[6], None, "an item without feedback has no cluster");
+    }
+
+    #[test]
+    fn popularity_learns_between_retrainings_and_stays_sorted_and_bounded() {
+        use FeedbackKind::*;
+        let w = FeedbackWeights::default();
+        let mut table = PopularityTable::train(&[ev(0, 0, View, 0)], NOW, &w, |_| Vec::new(), 2);
+        table.observe(&[], &ev(1, 1, Purchase, 0), NOW, &w, 2);
+        table.observe(&[], &ev(2, 2, Basket, 0), NOW, &w, 2);
+        let items: Vec<u32> = table.items(&PopularityKey::Global).iter().map(|(i, _)| i.0).collect();
+        assert_eq!(items, vec![1, 2], "the view (weight 1) fell out of a list of two");
+        table.observe(&[], &ev(3, 2, Purchase, 0), NOW, &w, 2);
+        let top = table.items(&PopularityKey::Global);
+        assert_eq!((top[0].0, top[0].1), (ItemId(2), 8.0));
+        table.observe(&[], &ev(3, 2, Negative, 0), NOW, &w, 2);
+        assert_eq!(table.items(&PopularityKey::Global)[0].1, 8.0, "negative feedback adds nothing");
     }
 
     #[test]
