@@ -64,3 +64,16 @@ pub fn current_request_id() -> Option<String> {
 pub fn current_caller() -> Option<Arc<Caller>> {
     CURRENT.try_with(|c| c.caller.clone()).ok()
 }
+
+/// Runs `fut` (calls to other services) with this service's own identity instead of the
+/// caller's token, keeping the caller's request id and deadline: for reads a caller may not
+/// make itself but the service needs to answer (a customer's metrics, their consent).
+pub async fn as_service<F: std::future::Future>(fut: F) -> F::Output {
+    match current() {
+        Some(mut ctx) => {
+            ctx.token = None;
+            scope(ctx, fut).await
+        }
+        None => fut.await,
+    }
+}

@@ -7,7 +7,7 @@
 //! allowed to record interactions need not read profiles; creating a missing customer
 //! acts on identification's data and carries the caller's token (`profiles.write`).
 
-use std::{collections::HashMap, future::Future, time::Duration};
+use std::{collections::HashMap, time::Duration};
 
 use futures::StreamExt as _;
 use idic_proto::{
@@ -232,7 +232,7 @@ impl Customers {
             Reference::Id(id) => self.follow(client, *id).await,
             Reference::Identifiers(identifiers) => {
                 let request = ident::LookupCustomerRequest { identifiers: identifiers.clone() };
-                let found = as_service(async {
+                let found = context::as_service(async {
                     crate::client::retry_idempotent(self.peers.max_attempts(), || {
                         let (mut client, request) = (client.clone(), request.clone());
                         async move { client.lookup_customer(request).await }
@@ -261,7 +261,7 @@ impl Customers {
     async fn follow(&self, client: Client, mut id: Uuid) -> Result<Uuid, ApiError> {
         for _ in 0..MAX_MERGE_HOPS {
             let request = ident::GetCustomerRequest { name: format!("customers/{id}") };
-            let customer = as_service(crate::client::retry_idempotent(self.peers.max_attempts(), || {
+            let customer = context::as_service(crate::client::retry_idempotent(self.peers.max_attempts(), || {
                 let (mut client, request) = (client.clone(), request.clone());
                 async move { client.get_customer(request).await }
             }))
@@ -278,18 +278,6 @@ impl Customers {
             }
         }
         Err(ApiError::NotFound(format!("customers/{id}")))
-    }
-}
-
-/// Runs `fut` (calls to identification) with this service's identity instead of the
-/// caller's token, keeping the caller's request id and deadline.
-async fn as_service<F: Future>(fut: F) -> F::Output {
-    match context::current() {
-        Some(mut ctx) => {
-            ctx.token = None;
-            context::scope(ctx, fut).await
-        }
-        None => fut.await,
     }
 }
 

@@ -6,12 +6,13 @@
 mod catalog_rpcs;
 mod configuration_rpcs;
 mod modules_rpcs;
+mod offer_rpcs;
 mod recommendation_rpcs;
 
 use std::sync::Arc;
 
 use idic_platform::{
-    ApiError, ApiResult, context::Caller, customers::Customers, jobs::Jobs, shared_rpcs::PlatformTables,
+    ApiError, ApiResult, context::Caller, customers::Customers, jobs::Jobs, runtime::Peers, shared_rpcs::PlatformTables,
 };
 use idic_proto::customization::v1::{self as pb, customization_service_server::CustomizationService};
 use sqlx::PgPool;
@@ -28,6 +29,7 @@ pub struct CustomizationApi {
     jobs: Jobs,
     pool: PgPool,
     customers: Customers,
+    peers: Peers,
     recommendations: Recommendations,
     answers: AnswerLog,
 }
@@ -41,6 +43,8 @@ pub struct Parts {
     pub pool: PgPool,
     /// Customer references resolved through identification.
     pub customers: Customers,
+    /// Clients of segmentation (offer rules) and interaction (contact policy).
+    pub peers: Peers,
     /// The recommender model.
     pub recommendations: Recommendations,
     /// Stops the background writers.
@@ -50,9 +54,9 @@ pub struct Parts {
 impl CustomizationApi {
     /// The service over its parts.
     pub fn new(parts: Parts) -> Self {
-        let Parts { jobs, pool, customers, recommendations, shutdown } = parts;
+        let Parts { jobs, pool, customers, peers, recommendations, shutdown } = parts;
         let answers = AnswerLog::start(pool.clone(), shutdown);
-        Self { jobs, pool, customers, recommendations, answers }
+        Self { jobs, pool, customers, peers, recommendations, answers }
     }
 }
 
@@ -201,5 +205,40 @@ impl CustomizationService for CustomizationApi {
         request: Request<pb::DeleteSavedConfigurationRequest>,
     ) -> Result<Response<()>, Status> {
         answer(configuration_rpcs::delete(self, request.into_inner()).await)
+    }
+
+    // ---- Offers
+
+    async fn create_offer(&self, request: Request<pb::CreateOfferRequest>) -> Result<Response<pb::Offer>, Status> {
+        answer(offer_rpcs::create(self, request.into_inner()).await)
+    }
+
+    async fn get_offer(&self, request: Request<pb::GetOfferRequest>) -> Result<Response<pb::Offer>, Status> {
+        answer(offer_rpcs::get(self, request.into_inner()).await)
+    }
+
+    async fn update_offer(&self, request: Request<pb::UpdateOfferRequest>) -> Result<Response<pb::Offer>, Status> {
+        answer(offer_rpcs::update(self, request.into_inner()).await)
+    }
+
+    async fn list_offers(
+        &self,
+        request: Request<pb::ListOffersRequest>,
+    ) -> Result<Response<pb::ListOffersResponse>, Status> {
+        answer(offer_rpcs::list(self, request.into_inner()).await)
+    }
+
+    async fn next_best_offer(
+        &self,
+        request: Request<pb::NextBestOfferRequest>,
+    ) -> Result<Response<pb::NextBestOfferResponse>, Status> {
+        answer(offer_rpcs::next_best_offer(self, request.into_inner()).await)
+    }
+
+    async fn record_offer_response(
+        &self,
+        request: Request<pb::RecordOfferResponseRequest>,
+    ) -> Result<Response<pb::OfferResponse>, Status> {
+        answer(offer_rpcs::record_response(self, request.into_inner()).await)
     }
 }

@@ -21,6 +21,7 @@ use crate::{
     store::{
         configurations,
         feedback::{self as store, NewFeedback},
+        offers,
     },
 };
 
@@ -118,6 +119,7 @@ pub async fn customer_merged(pool: &PgPool, event_id: &str, payload: &[u8]) -> a
     .await?;
     store::merge_customers(&mut tx, survivor, &absorbed).await?;
     configurations::merge(&mut tx, survivor, &absorbed).await?;
+    offers::merge(&mut tx, survivor, &absorbed).await?;
     audit::record(
         &mut tx,
         audit::AuditRecord {
@@ -151,6 +153,7 @@ pub async fn customer_erased(pool: &PgPool, event_id: &str, payload: &[u8]) -> a
     }
     store::erase_customers(&mut tx, &ids).await?;
     configurations::erase(&mut tx, &ids).await?;
+    offers::erase(&mut tx, &ids).await?;
     sqlx::query("DELETE FROM merged_customers WHERE customer_id = ANY($1) OR survivor_id = ANY($1)")
         .bind(&ids)
         .execute(&mut *tx)

@@ -74,6 +74,7 @@ impl Customization {
             jobs: Jobs::new(pool.clone()),
             pool,
             customers,
+            peers: ctx.peers.clone(),
             recommendations,
             shutdown: ctx.shutdown.clone(),
         });

@@ -4,6 +4,7 @@
 
 pub mod configurations;
 pub mod feedback;
+pub mod offers;
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
