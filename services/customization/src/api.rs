@@ -5,6 +5,7 @@
 
 mod catalog_rpcs;
 mod configuration_rpcs;
+mod message_rpcs;
 mod modules_rpcs;
 mod offer_rpcs;
 mod recommendation_rpcs;
@@ -240,5 +241,42 @@ impl CustomizationService for CustomizationApi {
         request: Request<pb::RecordOfferResponseRequest>,
     ) -> Result<Response<pb::OfferResponse>, Status> {
         answer(offer_rpcs::record_response(self, request.into_inner()).await)
+    }
+
+    // ---- Messages
+
+    async fn create_template(
+        &self,
+        request: Request<pb::CreateTemplateRequest>,
+    ) -> Result<Response<pb::MessageTemplate>, Status> {
+        answer(message_rpcs::create(self, request.into_inner()).await)
+    }
+
+    async fn get_template(
+        &self,
+        request: Request<pb::GetTemplateRequest>,
+    ) -> Result<Response<pb::MessageTemplate>, Status> {
+        answer(message_rpcs::get(self, request.into_inner()).await)
+    }
+
+    async fn list_templates(
+        &self,
+        request: Request<pb::ListTemplatesRequest>,
+    ) -> Result<Response<pb::ListTemplatesResponse>, Status> {
+        answer(message_rpcs::list(self, request.into_inner()).await)
+    }
+
+    async fn update_template(
+        &self,
+        request: Request<pb::UpdateTemplateRequest>,
+    ) -> Result<Response<pb::MessageTemplate>, Status> {
+        answer(message_rpcs::update(self, request.into_inner()).await)
+    }
+
+    async fn render_message(
+        &self,
+        request: Request<pb::RenderMessageRequest>,
+    ) -> Result<Response<pb::RenderMessageResponse>, Status> {
+        answer(message_rpcs::render(self, request.into_inner()).await)
     }
 }

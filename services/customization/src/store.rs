@@ -5,6 +5,7 @@
 pub mod configurations;
 pub mod feedback;
 pub mod offers;
+pub mod templates;
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};

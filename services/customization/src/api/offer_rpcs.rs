@@ -217,9 +217,11 @@ async fn check_offer(api: &CustomizationApi, o: &pb::Offer, mut v: Violations) -
             return Err(ApiError::NotFound(format!("products/{p}")));
         }
     }
-    if !o.template.is_empty() {
-        // Message templates are not served yet: none exists.
-        return Err(ApiError::NotFound(o.template.clone()));
+    if let Some(template) = o.template.strip_prefix("templates/") {
+        let mut conn = api.pool.acquire().await?;
+        if store::templates::get(&mut conn, template).await?.is_none() {
+            return Err(ApiError::NotFound(o.template.clone()));
+        }
     }
     let channels = o.channels.iter().map(|c| *c as i16).collect();
     Ok(Checked { channels, products, valid_from, valid_until })

@@ -1,9 +1,10 @@
 //! The ideas of customization as plain Rust, free of I/O, gRPC and SQL: the catalog's
 //! products and bundles, products assembled from modules, item-to-item recommendations,
-//! their offline evaluation, the prospects for a new product, and next best offers.
+//! their offline evaluation, the prospects for a new product, next best offers, and personal messages.
 
 pub mod catalog;
 pub mod evaluation;
+pub mod messages;
 pub mod modules;
 pub mod offers;
 pub mod prospects;
