@@ -3,6 +3,7 @@
 //! the domain, and converts the answer. RPCs not yet built answer UNIMPLEMENTED (the generated
 //! defaults).
 
+mod campaign_rpcs;
 mod catalog_rpcs;
 mod configuration_rpcs;
 mod message_rpcs;
@@ -278,5 +279,39 @@ impl CustomizationService for CustomizationApi {
         request: Request<pb::RenderMessageRequest>,
     ) -> Result<Response<pb::RenderMessageResponse>, Status> {
         answer(message_rpcs::render(self, request.into_inner()).await)
+    }
+
+    // ---- Campaigns
+
+    async fn create_campaign(
+        &self,
+        request: Request<pb::CreateCampaignRequest>,
+    ) -> Result<Response<pb::Campaign>, Status> {
+        answer(campaign_rpcs::create(self, request.into_inner()).await)
+    }
+
+    async fn get_campaign(&self, request: Request<pb::GetCampaignRequest>) -> Result<Response<pb::Campaign>, Status> {
+        answer(campaign_rpcs::get(self, request.into_inner()).await)
+    }
+
+    async fn list_campaigns(
+        &self,
+        request: Request<pb::ListCampaignsRequest>,
+    ) -> Result<Response<pb::ListCampaignsResponse>, Status> {
+        answer(campaign_rpcs::list(self, request.into_inner()).await)
+    }
+
+    async fn launch_campaign(
+        &self,
+        request: Request<pb::LaunchCampaignRequest>,
+    ) -> Result<Response<idic_proto::common::v1::Job>, Status> {
+        answer(campaign_rpcs::launch(self, request).await)
+    }
+
+    async fn get_campaign_report(
+        &self,
+        request: Request<pb::GetCampaignReportRequest>,
+    ) -> Result<Response<pb::CampaignReport>, Status> {
+        answer(campaign_rpcs::report(self, request.into_inner()).await)
     }
 }

@@ -19,7 +19,7 @@ use crate::{
     domain::recommend::FeedbackKind,
     recommendations::kind_code,
     store::{
-        configurations,
+        campaigns, configurations,
         feedback::{self as store, NewFeedback},
         offers,
     },
@@ -57,8 +57,9 @@ fn time(t: Option<prost_types::Timestamp>) -> Option<DateTime<Utc>> {
 /// event is logged and dropped (retrying cannot fix it).
 pub async fn interaction_recorded(pool: &PgPool, payload: &[u8]) -> anyhow::Result<()> {
     let event = InteractionRecorded::decode(payload)?;
-    let InteractionRecorded { interaction_id, customer_id, kind, occur_time, items, .. } = event;
-    let Some(feedback) = feedback_of(InteractionKind::try_from(kind).unwrap_or(InteractionKind::Unspecified)) else {
+    let InteractionRecorded { interaction_id, customer_id, kind, occur_time, items, total_amount, .. } = event;
+    let kind = InteractionKind::try_from(kind).unwrap_or(InteractionKind::Unspecified);
+    let Some(feedback) = feedback_of(kind) else {
         return Ok(());
     };
     let (Ok(customer), Some(occur_time), false) =
@@ -85,6 +86,27 @@ pub async fn interaction_recorded(pool: &PgPool, payload: &[u8]) -> anyhow::Resu
         })
         .collect();
     store::insert_feedback(&mut tx, &rows).await?;
+    if matches!(kind, InteractionKind::Purchase | InteractionKind::Return) {
+        // What campaign reports measure: net sales and the categories bought.
+        let sign = if kind == InteractionKind::Return { -1 } else { 1 };
+        let (amount, currency) = match &total_amount {
+            Some(m) => (m.amount_minor.abs() * sign, m.currency_code.clone()),
+            None => (
+                items.iter().filter_map(|l| l.line_amount.as_ref()).map(|m| m.amount_minor.abs()).sum::<i64>() * sign,
+                items.iter().find_map(|l| l.line_amount.as_ref().map(|m| m.currency_code.clone())).unwrap_or_default(),
+            ),
+        };
+        let purchase = campaigns::Purchase {
+            interaction_id: interaction_id.clone(),
+            customer_id: survivor.unwrap_or(customer),
+            occur_time,
+            amount_minor: amount,
+            currency_code: currency,
+            categories: items.iter().map(|l| l.category.clone()).filter(|c| !c.is_empty()).collect(),
+            products: items.iter().map(|l| l.product_id.clone()).filter(|p| !p.is_empty()).collect(),
+        };
+        campaigns::insert_purchase(&mut tx, &purchase).await?;
+    }
     tx.commit().await?;
     Ok(())
 }
@@ -120,6 +142,7 @@ pub async fn customer_merged(pool: &PgPool, event_id: &str, payload: &[u8]) -> a
     store::merge_customers(&mut tx, survivor, &absorbed).await?;
     configurations::merge(&mut tx, survivor, &absorbed).await?;
     offers::merge(&mut tx, survivor, &absorbed).await?;
+    campaigns::merge(&mut tx, survivor, &absorbed).await?;
     audit::record(
         &mut tx,
         audit::AuditRecord {
@@ -154,6 +177,7 @@ pub async fn customer_erased(pool: &PgPool, event_id: &str, payload: &[u8]) -> a
     store::erase_customers(&mut tx, &ids).await?;
     configurations::erase(&mut tx, &ids).await?;
     offers::erase(&mut tx, &ids).await?;
+    campaigns::erase(&mut tx, &ids).await?;
     sqlx::query("DELETE FROM merged_customers WHERE customer_id = ANY($1) OR survivor_id = ANY($1)")
         .bind(&ids)
         .execute(&mut *tx)

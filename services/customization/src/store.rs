@@ -2,6 +2,7 @@
 //! module groups and constraints; saved configurations and the recommender's tables live in
 //! the submodules.
 
+pub mod campaigns;
 pub mod configurations;
 pub mod feedback;
 pub mod offers;

@@ -364,10 +364,20 @@ impl Known {
     }
 }
 
-/// RenderMessage.
+/// RenderMessage, for the caller: personal data only with `pii.read`.
 pub(super) async fn render(
     api: &CustomizationApi,
     request: pb::RenderMessageRequest,
+) -> ApiResult<pb::RenderMessageResponse> {
+    let pii = context::current_caller().is_some_and(|c| c.has_scope("pii.read"));
+    render_as(api, request, pii).await
+}
+
+/// Renders a message, with personal data when `pii` (a campaign's sending, done by the service).
+pub(super) async fn render_as(
+    api: &CustomizationApi,
+    request: pb::RenderMessageRequest,
+    pii: bool,
 ) -> ApiResult<pb::RenderMessageResponse> {
     let pb::RenderMessageRequest { customer, template, language, offer } = request;
     let mut v = Violations::new();
@@ -422,7 +432,6 @@ pub(super) async fn render(
         }
         Err(_) => None,
     };
-    let pii = context::current_caller().is_some_and(|c| c.has_scope("pii.read"));
     let known = Known { customer, tier, offer, holiday: t.holiday.clone() };
     let available: Vec<String> = t.contents.iter().map(|c| c.language.clone()).collect();
     let chosen =
