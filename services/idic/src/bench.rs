@@ -2,7 +2,8 @@
 //! `ImportCustomers`, contacts some of them once, then measures health checks and
 //! `ResolveCustomer` (repeat and first contacts) over gRPC at several concurrencies and
 //! prints throughput and latency percentiles as a table.
-//! `idic bench interaction` lives in [`interaction`].
+//! `idic bench interaction` lives in [`interaction`], `idic bench customization` in
+//! [`customization`].
 //!
 //! What the benches share lives here: their connections ([`connect`]), the `--concurrency`
 //! list, the measurement of one scenario ([`Run`], [`measure`]), the table of every scenario
@@ -10,6 +11,7 @@
 //! ([`measure_table`]), seeding generated customers ([`seed`]) and streaming interactions
 //! ([`ingest`]).
 
+pub mod customization;
 pub mod interaction;
 
 use std::{
