@@ -2,8 +2,16 @@
 //! `ImportCustomers`, contacts some of them once, then measures health checks and
 //! `ResolveCustomer` (repeat and first contacts) over gRPC at several concurrencies and
 //! prints throughput and latency percentiles as a table.
-//! `idic bench interaction` lives in [`interaction`].
+//! `idic bench interaction` lives in [`interaction`], `idic bench customization` in
+//! [`customization`].
+//!
+//! What the benches share lives here: their connections ([`connect`]), the `--concurrency`
+//! list, the measurement of one scenario ([`Run`], [`measure`]), the table of every scenario
+//! at every concurrency after `empty`, the health check that is their ceiling
+//! ([`measure_table`]), seeding generated customers ([`seed`]) and streaming interactions
+//! ([`ingest`]).
 
+pub mod customization;
 pub mod interaction;
 
 use std::{
@@ -22,6 +30,7 @@ use idic_proto::{
         self as pb, ImportCustomersResponse, ImportRow, MatchKind, ResolveCustomerRequest,
         identification_service_client::IdentificationServiceClient,
     },
+    interaction::v1::{IngestInteractionsRequest, RecordInteractionRequest},
 };
 use idic_synth::Person;
 use indicatif::ProgressStyle;
@@ -42,6 +51,8 @@ const SOURCE: &str = "bench";
 const POPULATION_SEED: u64 = 20_240_601;
 /// Latencies above this (one minute, in microseconds) are recorded as this.
 const MAX_LATENCY_MICROS: u64 = 60_000_000;
+/// Rows per IngestInteractions message (the contract's maximum).
+const INGEST_BATCH: usize = 1000;
 
 /// Arguments of `idic bench identification`.
 #[derive(Debug, clap::Args)]
@@ -92,41 +103,121 @@ impl FromStr for Concurrencies {
     }
 }
 
-/// What is measured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Scenario {
-    /// The health check: the server stack without any service work, the ceiling.
-    Empty,
-    /// ResolveCustomer with a seeded customer's exact email, repeating a contact made
-    /// before the measurement: answered from the caches.
-    ResolveKnown,
-    /// ResolveCustomer with names, birth date and postal address only (the matcher),
-    /// repeating a contact made before the measurement.
-    ResolveFuzzy,
-    /// ResolveCustomer with the email of a customer outside the warmed ones: a first
-    /// contact, written.
-    ResolveFirst,
+/// Opens `count` HTTP/2 connections to the server, for callers to share round-robin.
+async fn connect(server: &ServerArgs, count: u16) -> anyhow::Result<Vec<Channel>> {
+    let mut channels = Vec::with_capacity(usize::from(count));
+    for _ in 0..count {
+        channels.push(server.connect().await?);
+    }
+    Ok(channels)
 }
 
-impl Scenario {
-    const ALL: [Self; 4] = [Self::Empty, Self::ResolveKnown, Self::ResolveFuzzy, Self::ResolveFirst];
+/// A scenario of a bench, measured after `empty` at every concurrency by [`measure_table`].
+trait Scenario: Copy {
+    /// One concurrent caller of the scenario.
+    type Caller: Call;
+
+    /// Its name in the table.
+    fn name(self) -> &'static str;
+
+    /// What its answers should be, ending the note "N of M answers were not …" printed
+    /// when some were not.
+    fn expected(self) -> String;
+}
+
+/// One concurrent caller: issues the calls of its scenario one after the other.
+trait Call: Send + 'static {
+    /// Makes one call; `Ok(false)` when it was answered, but not as the scenario expects
+    /// (counted apart, not as an error).
+    fn call(&mut self) -> impl Future<Output = Result<bool, Status>> + Send;
+}
+
+/// The `empty` scenario's caller: the `grpc.health.v1` health check, the server stack
+/// without any service work, the ceiling of every other scenario.
+struct Health(HealthClient<InterceptedService<Channel, Bearer>>);
+
+impl Call for Health {
+    async fn call(&mut self) -> Result<bool, Status> {
+        self.0.check(HealthCheckRequest { service: String::new() }).await?;
+        Ok(true)
+    }
+}
+
+/// Measures `empty` and then each of `scenarios`, each at every concurrency for `duration`
+/// with callers made by `caller` (from the scenario, the connection it uses, round-robin
+/// over `channels`, and its number, which seeds its randomness), and prints the table, each
+/// row as its run ends, and then a note for each run that had errors or unexpected answers.
+async fn measure_table<S: Scenario>(
+    channels: &[Channel],
+    bearer: &Bearer,
+    scenarios: &[S],
+    concurrency: &Concurrencies,
+    duration: Duration,
+    mut caller: impl FnMut(S, Channel, u64) -> S::Caller,
+) {
+    let channel = |n: usize| channels[n % channels.len()].clone();
+    println!("{}", header());
+    let mut notes = Vec::new();
+    let mut empty_rates = Vec::with_capacity(concurrency.0.len());
+    for &callers in &concurrency.0 {
+        let health = (0..callers).map(|n| Health(HealthClient::with_interceptor(channel(n), bearer.clone()))).collect();
+        let run = measure(health, duration).await;
+        empty_rates.push(run.rate());
+        println!("{}", Row { name: "empty", callers, run: &run, of_empty: None });
+        notes.extend(run.notes("empty", callers, "answered"));
+    }
+    for &scenario in scenarios {
+        for (&callers, &empty) in concurrency.0.iter().zip(&empty_rates) {
+            let run = measure((0..callers).map(|n| caller(scenario, channel(n), n as u64)).collect(), duration).await;
+            let of_empty = (empty > 0.0).then(|| run.rate() / empty);
+            println!("{}", Row { name: scenario.name(), callers, run: &run, of_empty });
+            notes.extend(run.notes(scenario.name(), callers, &scenario.expected()));
+        }
+    }
+    for note in notes {
+        println!("note: {note}");
+    }
+}
+
+/// What `idic bench identification` measures after `empty`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Resolve {
+    /// ResolveCustomer with a seeded customer's exact email, repeating a contact made
+    /// before the measurement: answered from the caches.
+    Known,
+    /// ResolveCustomer with names, birth date and postal address only (the matcher),
+    /// repeating a contact made before the measurement.
+    Fuzzy,
+    /// ResolveCustomer with the email of a customer outside the warmed ones: a first
+    /// contact, written.
+    First,
+}
+
+impl Resolve {
+    const ALL: [Self; 3] = [Self::Known, Self::Fuzzy, Self::First];
+
+    /// The match a resolve of this scenario should answer with.
+    fn expected_match(self) -> MatchKind {
+        match self {
+            Self::Known | Self::First => MatchKind::Exact,
+            Self::Fuzzy => MatchKind::Probable,
+        }
+    }
+}
+
+impl Scenario for Resolve {
+    type Caller = Caller;
 
     fn name(self) -> &'static str {
         match self {
-            Self::Empty => "empty",
-            Self::ResolveKnown => "resolve_known",
-            Self::ResolveFuzzy => "resolve_fuzzy",
-            Self::ResolveFirst => "resolve_first",
+            Self::Known => "resolve_known",
+            Self::Fuzzy => "resolve_fuzzy",
+            Self::First => "resolve_first",
         }
     }
 
-    /// The match a resolve of this scenario should answer with.
-    fn expected_match(self) -> Option<MatchKind> {
-        match self {
-            Self::Empty => None,
-            Self::ResolveKnown | Self::ResolveFirst => Some(MatchKind::Exact),
-            Self::ResolveFuzzy => Some(MatchKind::Probable),
-        }
+    fn expected(self) -> String {
+        format!("{} (a customer was created instead)", self.expected_match().as_str_name())
     }
 }
 
@@ -135,19 +226,13 @@ pub async fn identification(args: BenchIdentificationArgs) -> anyhow::Result<()>
     let BenchIdentificationArgs { customers, hot, duration, concurrency, connections, server } = args;
     let count = usize::try_from(customers).context("--customers")?;
     let hot = usize::try_from(hot).context("--hot")?.min(count);
-    let people = tokio::task::spawn_blocking(move || idic_synth::population(POPULATION_SEED, count).people)
-        .await
-        .context("generating the customers")?;
-    let people = Arc::new(people);
+    let people = Arc::new(population(count).await?);
 
     let mut identification = server.identification().await?;
-    seed(&mut identification, &people).await?;
+    seed(&mut identification, &people, SOURCE).await?;
 
     let bearer = server.bearer()?;
-    let mut channels = Vec::with_capacity(usize::from(connections));
-    for _ in 0..connections {
-        channels.push(server.connect().await?);
-    }
+    let channels = connect(&server, connections).await?;
     warm(&channels, &bearer, &people, hot).await?;
     let duration = Duration::from_secs(duration);
     println!(
@@ -156,47 +241,18 @@ pub async fn identification(args: BenchIdentificationArgs) -> anyhow::Result<()>
         channels.len(),
         people.len()
     );
-    println!("{}", header());
-    let mut empty_rates = Vec::new();
-    let mut notes = Vec::new();
-    for scenario in Scenario::ALL {
-        for (i, &callers) in concurrency.0.iter().enumerate() {
-            let callers = (0..callers)
-                .map(|n| {
-                    Caller::new(channels[n % channels.len()].clone(), bearer.clone(), people.clone(), hot, n as u64)
-                })
-                .collect();
-            let run = measure(scenario, callers, duration).await;
-            let rate = run.rate();
-            let of_empty = match scenario {
-                Scenario::Empty => {
-                    empty_rates.push(rate);
-                    None
-                }
-                _ => empty_rates.get(i).filter(|r| **r > 0.0).map(|empty| rate / empty),
-            };
-            println!("{}", Row { scenario, callers: concurrency.0[i], run: &run, of_empty });
-            if let Some(error) = &run.first_error {
-                notes.push(format!("{} x{}: first error {error}", scenario.name(), concurrency.0[i]));
-            }
-            if let Some(expected) = scenario.expected_match()
-                && run.unexpected_matches > 0
-            {
-                notes.push(format!(
-                    "{} x{}: {} of {} answers were not {} (a customer was created instead)",
-                    scenario.name(),
-                    concurrency.0[i],
-                    run.unexpected_matches,
-                    run.latencies.len(),
-                    expected.as_str_name()
-                ));
-            }
-        }
-    }
-    for note in notes {
-        println!("note: {note}");
-    }
+    measure_table(&channels, &bearer, &Resolve::ALL, &concurrency, duration, |scenario, channel, n| {
+        Caller::new(scenario, channel, bearer.clone(), people.clone(), hot, n)
+    })
+    .await;
     Ok(())
+}
+
+/// The first `count` people of the generated population (the same on every run).
+async fn population(count: usize) -> anyhow::Result<Vec<Person>> {
+    tokio::task::spawn_blocking(move || idic_synth::population(POPULATION_SEED, count).people)
+        .await
+        .context("generating the customers")
 }
 
 /// The first contacts of the `hot` first people, by email and then by name, birth date
@@ -211,12 +267,13 @@ async fn warm(channels: &[Channel], bearer: &Bearer, people: &Arc<Vec<Person>>, 
     let started = Instant::now();
     let tasks: Vec<_> = (0..CALLERS)
         .map(|n| {
-            let mut caller = Caller::new(channels[n % channels.len()].clone(), bearer.clone(), people.clone(), hot, 0);
+            let channel = channels[n % channels.len()].clone();
+            let mut caller = Caller::new(Resolve::Known, channel, bearer.clone(), people.clone(), hot, 0);
             let bar = bar.clone();
             tokio::spawn(async move {
                 for index in (n..hot).step_by(CALLERS) {
-                    caller.resolve(Scenario::ResolveKnown, index).await?;
-                    caller.resolve(Scenario::ResolveFuzzy, index).await?;
+                    caller.resolve(Resolve::Known, index).await?;
+                    caller.resolve(Resolve::Fuzzy, index).await?;
                     bar.inc(1);
                 }
                 Ok::<_, Status>(())
@@ -231,9 +288,13 @@ async fn warm(channels: &[Channel], bearer: &Bearer, people: &Arc<Vec<Person>>, 
     Ok(())
 }
 
-/// Imports the people not imported by an earlier run and prints what became of them and
-/// how fast they went in.
-async fn seed(identification: &mut Identification, people: &Arc<Vec<Person>>) -> anyhow::Result<()> {
+/// Imports the people not imported by an earlier run from `source` (each row's id its
+/// position) and prints what became of them and how fast they went in.
+async fn seed(
+    identification: &mut Identification,
+    people: &Arc<Vec<Person>>,
+    source: &'static str,
+) -> anyhow::Result<()> {
     let total = people.len() as u64;
     let bar = client::progress_bar(
         total,
@@ -248,7 +309,7 @@ async fn seed(identification: &mut Identification, people: &Arc<Vec<Person>>) ->
                 let first = start * usize::from(MAX_BATCH);
                 let rows = chunk.iter().enumerate().map(|(i, person)| import_row(first + i, person)).collect();
                 let done = (first + chunk.len()) as u64;
-                if tx.blocking_send(Batch::new(SOURCE, rows, done, done)).is_err() {
+                if tx.blocking_send(Batch::new(source, rows, done, done)).is_err() {
                     return;
                 }
             }
@@ -265,10 +326,9 @@ async fn seed(identification: &mut Identification, people: &Arc<Vec<Person>>) ->
             sent.rows
         ))
     })?;
-    print!("{}", Seeded { answer, elapsed });
+    print!("{}", Seeded { answer, elapsed, source });
     Ok(())
 }
-
 /// The row of the `index`th person: names, birth date, email, mobile phone and address.
 /// Household landlines are left out: a shared landline would link the household's
 /// members into one customer.
@@ -305,6 +365,7 @@ fn address(person: &Person) -> String {
 struct Seeded {
     answer: ImportCustomersResponse,
     elapsed: Duration,
+    source: &'static str,
 }
 
 impl fmt::Display for Seeded {
@@ -314,7 +375,7 @@ impl fmt::Display for Seeded {
             summary.clone().unwrap_or_default();
         let seconds = self.elapsed.as_secs_f64();
         let rate = received as f64 / seconds.max(0.001);
-        writeln!(f, "seeded {received} customers as source {SOURCE} in {seconds:.1} s ({rate:.0} rows/s)")?;
+        writeln!(f, "seeded {received} customers as source {} in {seconds:.1} s ({rate:.0} rows/s)", self.source)?;
         writeln!(f, "  created            {created:>9}")?;
         writeln!(f, "  updated            {updated:>9}  (linked exact {linked_exact}, probable {linked_probable})")?;
         writeln!(f, "  duplicates         {duplicates:>9}  (seeded by an earlier run)")?;
@@ -326,9 +387,10 @@ impl fmt::Display for Seeded {
     }
 }
 
-/// One concurrent caller: its clients, the seeded people and its own random stream.
+/// One concurrent caller of `idic bench identification`: its scenario, its client, the
+/// seeded people and its own random stream.
 struct Caller {
-    health: HealthClient<InterceptedService<Channel, Bearer>>,
+    scenario: Resolve,
     identification: Identification,
     people: Arc<Vec<Person>>,
     hot: usize,
@@ -336,9 +398,16 @@ struct Caller {
 }
 
 impl Caller {
-    fn new(channel: Channel, bearer: Bearer, people: Arc<Vec<Person>>, hot: usize, stream: u64) -> Self {
+    fn new(
+        scenario: Resolve,
+        channel: Channel,
+        bearer: Bearer,
+        people: Arc<Vec<Person>>,
+        hot: usize,
+        stream: u64,
+    ) -> Self {
         Self {
-            health: HealthClient::with_interceptor(channel.clone(), bearer.clone()),
+            scenario,
             identification: IdentificationServiceClient::with_interceptor(channel, bearer),
             people,
             hot,
@@ -346,44 +415,39 @@ impl Caller {
         }
     }
 
-    /// Makes one call of `scenario` about a random seeded person (one of the warmed ones,
-    /// or of the others for first contacts); a resolve answers with how it matched.
-    async fn call(&mut self, scenario: Scenario) -> Result<Option<MatchKind>, Status> {
-        let cold = if self.hot < self.people.len() { self.hot..self.people.len() } else { 0..self.people.len() };
-        match scenario {
-            Scenario::Empty => {
-                self.health.check(HealthCheckRequest { service: String::new() }).await?;
-                Ok(None)
-            }
-            Scenario::ResolveFirst => {
-                let index = self.rng.random_range(cold);
-                self.resolve(scenario, index).await.map(Some)
-            }
-            Scenario::ResolveKnown | Scenario::ResolveFuzzy => {
-                let index = self.rng.random_range(0..self.hot.max(1));
-                self.resolve(scenario, index).await.map(Some)
-            }
-        }
-    }
-
     /// Resolves the `index`th person as `scenario` presents them.
-    async fn resolve(&mut self, scenario: Scenario, index: usize) -> Result<MatchKind, Status> {
+    async fn resolve(&mut self, scenario: Resolve, index: usize) -> Result<MatchKind, Status> {
         let person = &self.people[index];
         let customer = match scenario {
             // Only the email: the exact path, not the matcher.
-            Scenario::Empty | Scenario::ResolveKnown | Scenario::ResolveFirst => pb::Customer {
+            Resolve::Known | Resolve::First => pb::Customer {
                 kind: pb::CustomerKind::Person as i32,
                 identifiers: vec![identifier(IdentifierKind::Email, &person.email)],
                 ..Default::default()
             },
             // Postal addresses never decide exactly, so this goes to the matcher.
-            Scenario::ResolveFuzzy => {
-                person_with(person, vec![identifier(IdentifierKind::PostalAddress, &address(person))])
-            }
+            Resolve::Fuzzy => person_with(person, vec![identifier(IdentifierKind::PostalAddress, &address(person))]),
         };
         let request = ResolveCustomerRequest { customer: Some(customer), provenance: None, request_id: String::new() };
         let answer = self.identification.resolve_customer(request).await?.into_inner();
         Ok(answer.match_kind())
+    }
+}
+
+impl Call for Caller {
+    /// Resolves a random seeded person: one of the warmed ones, or of the others for first
+    /// contacts; the answer is expected when it matched as the scenario should.
+    async fn call(&mut self) -> Result<bool, Status> {
+        let index = match self.scenario {
+            Resolve::First => {
+                let cold =
+                    if self.hot < self.people.len() { self.hot..self.people.len() } else { 0..self.people.len() };
+                self.rng.random_range(cold)
+            }
+            Resolve::Known | Resolve::Fuzzy => self.rng.random_range(0..self.hot.max(1)),
+        };
+        let matched = self.resolve(self.scenario, index).await?;
+        Ok(matched == self.scenario.expected_match())
     }
 }
 
@@ -392,19 +456,14 @@ struct Run {
     latencies: Histogram<u64>,
     errors: u64,
     first_error: Option<String>,
-    unexpected_matches: u64,
+    /// Answers that were not what the scenario expects (not errors).
+    unexpected: u64,
     elapsed: Duration,
 }
 
 impl Run {
     fn new() -> Self {
-        Self {
-            latencies: latency_histogram(),
-            errors: 0,
-            first_error: None,
-            unexpected_matches: 0,
-            elapsed: Duration::ZERO,
-        }
+        Self { latencies: latency_histogram(), errors: 0, first_error: None, unexpected: 0, elapsed: Duration::ZERO }
     }
 
     /// Successful requests per second.
@@ -432,10 +491,42 @@ impl Run {
         // Both histograms have the same bounds, so adding cannot fail.
         let _ = self.latencies.add(&other.latencies);
         self.errors += other.errors;
-        self.unexpected_matches += other.unexpected_matches;
+        self.unexpected += other.unexpected;
         if self.first_error.is_none() {
             self.first_error = other.first_error;
         }
+    }
+
+    /// Records the outcome of one call sent at `sent`.
+    fn record(&mut self, sent: Instant, answer: Result<bool, Status>) {
+        let micros = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
+        match answer {
+            Ok(expected) => {
+                self.latencies.saturating_record(micros.clamp(1, MAX_LATENCY_MICROS));
+                self.unexpected += u64::from(!expected);
+            }
+            Err(status) => {
+                self.errors += 1;
+                self.first_error.get_or_insert_with(|| client::explain(&status).to_string());
+            }
+        }
+    }
+
+    /// The notes on this run of `name` with `callers`: its first error, and how many
+    /// answers were not `expected`.
+    fn notes(&self, name: &str, callers: usize, expected: &str) -> Vec<String> {
+        let mut notes = Vec::new();
+        if let Some(error) = &self.first_error {
+            notes.push(format!("{name} x{callers}: first error {error}"));
+        }
+        if self.unexpected > 0 {
+            notes.push(format!(
+                "{name} x{callers}: {} of {} answers were not {expected}",
+                self.unexpected,
+                self.latencies.len()
+            ));
+        }
+        notes
     }
 }
 
@@ -443,9 +534,9 @@ fn latency_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_LATENCY_MICROS, 3).expect("1 µs to a minute at 3 significant digits is valid")
 }
 
-/// Runs `scenario` for `duration` with each caller in its own task, issuing requests
-/// back to back, and gathers their latencies.
-async fn measure(scenario: Scenario, callers: Vec<Caller>, duration: Duration) -> Run {
+/// Runs each of `callers` in its own task for `duration`, issuing calls back to back, and
+/// gathers their latencies.
+async fn measure<C: Call>(callers: Vec<C>, duration: Duration) -> Run {
     let started = Instant::now();
     let deadline = started + duration;
     let tasks: Vec<_> = callers
@@ -455,22 +546,8 @@ async fn measure(scenario: Scenario, callers: Vec<Caller>, duration: Duration) -
                 let mut run = Run::new();
                 while Instant::now() < deadline {
                     let sent = Instant::now();
-                    let answer = caller.call(scenario).await;
-                    let micros = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
-                    match answer {
-                        Ok(matched) => {
-                            run.latencies.saturating_record(micros.clamp(1, MAX_LATENCY_MICROS));
-                            if matched.is_some() && matched != scenario.expected_match() {
-                                run.unexpected_matches += 1;
-                            }
-                        }
-                        Err(status) => {
-                            run.errors += 1;
-                            if run.first_error.is_none() {
-                                run.first_error = Some(client::explain(&status).to_string());
-                            }
-                        }
-                    }
+                    let answer = caller.call().await;
+                    run.record(sent, answer);
                 }
                 run
             })
@@ -482,14 +559,14 @@ async fn measure(scenario: Scenario, callers: Vec<Caller>, duration: Duration) -
 /// The table's header line; [`Row`] lines up under it.
 fn header() -> String {
     format!(
-        "{:<14} {:>11} {:>11} {:>9} {:>9} {:>9} {:>8} {:>9}",
+        "{:<17} {:>11} {:>11} {:>9} {:>9} {:>9} {:>8} {:>9}",
         "scenario", "concurrency", "requests/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "of empty"
     )
 }
 
 /// One line of the table.
 struct Row<'a> {
-    scenario: Scenario,
+    name: &'static str,
     callers: usize,
     run: &'a Run,
     of_empty: Option<f64>,
@@ -501,8 +578,8 @@ impl fmt::Display for Row<'_> {
         let of_empty = self.of_empty.map_or_else(|| "-".to_owned(), |share| format!("{:.1}%", share * 100.0));
         write!(
             f,
-            "{:<14} {:>11} {:>11.1} {:>9.3} {:>9.3} {:>9.3} {:>8} {:>9}",
-            self.scenario.name(),
+            "{:<17} {:>11} {:>11.1} {:>9.3} {:>9.3} {:>9.3} {:>8} {:>9}",
+            self.name,
             self.callers,
             self.run.rate(),
             millis(0.5),
@@ -512,6 +589,45 @@ impl fmt::Display for Row<'_> {
             of_empty
         )
     }
+}
+
+/// `rows` in messages of [`INGEST_BATCH`], dealt round-robin over `streams` streams.
+fn split(rows: Vec<RecordInteractionRequest>, streams: usize) -> Vec<Vec<IngestInteractionsRequest>> {
+    let mut out: Vec<Vec<IngestInteractionsRequest>> = (0..streams).map(|_| Vec::new()).collect();
+    let mut rows = rows.into_iter().peekable();
+    let mut n = 0;
+    while rows.peek().is_some() {
+        let interactions: Vec<_> = rows.by_ref().take(INGEST_BATCH).collect();
+        out[n % streams].push(IngestInteractionsRequest { interactions });
+        n += 1;
+    }
+    out
+}
+
+/// Sends each stream's messages through IngestInteractions on its own client, concurrently;
+/// answers the summed counts.
+async fn ingest(
+    clients: Vec<client::Interaction>,
+    streams: Vec<Vec<IngestInteractionsRequest>>,
+) -> anyhow::Result<BulkSummary> {
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .zip(streams)
+        .map(|(mut client, messages)| {
+            tokio::spawn(async move { client.ingest_interactions(tokio_stream::iter(messages)).await })
+        })
+        .collect();
+    let mut total = BulkSummary::default();
+    for task in tasks {
+        let answer = task.await.context("an ingest stream")?.map_err(|s| client::explain(&s))?.into_inner();
+        let summary = answer.summary.unwrap_or_default();
+        total.received += summary.received;
+        total.created += summary.created;
+        total.duplicates += summary.duplicates;
+        total.rejected += summary.rejected;
+        total.errors.extend(summary.errors);
+    }
+    Ok(total)
 }
 
 #[cfg(test)]
@@ -534,8 +650,23 @@ mod tests {
             run.latencies.record(micros).expect("in bounds");
         }
         run.elapsed = Duration::from_secs(2);
-        let row = Row { scenario: Scenario::ResolveKnown, callers: 4, run: &run, of_empty: Some(0.25) }.to_string();
+        let row = Row { name: "resolve_known", callers: 4, run: &run, of_empty: Some(0.25) }.to_string();
         let cells: Vec<&str> = row.split_whitespace().collect();
         assert_eq!(cells, ["resolve_known", "4", "2.0", "1.000", "2.000", "2.000", "0", "25.0%"]);
+    }
+
+    #[test]
+    fn notes_name_the_first_error_and_the_unexpected_answers() {
+        let mut run = Run::new();
+        let sent = Instant::now();
+        run.record(sent, Ok(true));
+        run.record(sent, Ok(false));
+        run.record(sent, Err(Status::unavailable("down")));
+        assert_eq!((run.latencies.len(), run.unexpected, run.errors), (2, 1, 1));
+        let notes = run.notes("recommend_basket", 4, "from the basket");
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(notes[0].starts_with("recommend_basket x4: first error Unavailable: down"), "{notes:?}");
+        assert_eq!(notes[1], "recommend_basket x4: 1 of 2 answers were not from the basket");
+        assert!(Run::new().notes("empty", 1, "answered").is_empty());
     }
 }

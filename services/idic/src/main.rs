@@ -158,6 +158,13 @@ enum BenchCommand {
     /// IngestInteractions rows/s beside a raw COPY of the same rows into the same table
     /// (rolled back; needs --database-url).
     Interaction(bench::interaction::BenchInteractionArgs),
+    /// Seed products (one configurable), customers and their views, basket additions and
+    /// purchases, wait until the recommender has learned them and time a retraining, then
+    /// measure Recommend (from history, a viewed item, a basket) and ConfigureProduct at
+    /// each concurrency beside health checks, and print requests/s and latency percentiles.
+    ///
+    /// Seeding is idempotent: a re-run with the same numbers adds nothing.
+    Customization(bench::customization::BenchCustomizationArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -204,6 +211,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export(ExportCommand::Duplicates(args)) => return export::duplicates(args).await,
         Command::Bench(BenchCommand::Identification(args)) => return bench::identification(args).await,
         Command::Bench(BenchCommand::Interaction(args)) => return bench::interaction::run(args).await,
+        Command::Bench(BenchCommand::Customization(args)) => return bench::customization::run(args).await,
         Command::Segment(SegmentCommand::Rescore(args)) => return segment::rescore(args).await,
         Command::Models(ModelsCommand::Show(args)) => return segment::show_model(args).await,
         Command::Identify(IdentifyCommand::Cleanse(args)) => return jobs::cleanse(args).await,

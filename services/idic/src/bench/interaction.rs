@@ -12,29 +12,26 @@ use std::{
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use futures::StreamExt as _;
-use idic_platform::{client::Bearer, jobs::timestamp};
+use idic_platform::jobs::timestamp;
 use idic_proto::{
-    common::v1::{self as common, Channel, CustomerRef, Identifier, IdentifierKind, Money, customer_ref},
+    common::v1::{Channel, CustomerRef, Identifier, IdentifierKind, Money, customer_ref},
     identification::v1::{self as ident, CreateCustomerRequest},
     interaction::v1::{
-        IngestInteractionsRequest, Interaction, InteractionKind, ItemLine, RecordInteractionRequest,
+        Interaction, InteractionKind, ItemLine, RecordInteractionRequest,
         interaction_service_client::InteractionServiceClient,
     },
 };
 use rand::{RngExt as _, SeedableRng as _, rngs::Xoshiro256PlusPlus};
 use sqlx::Connection as _;
-use tonic::{service::interceptor::InterceptedService, transport::Channel as GrpcChannel};
 use uuid::Uuid;
 
-use super::{Concurrencies, MAX_LATENCY_MICROS, Run};
+use super::{Concurrencies, INGEST_BATCH as BATCH, Run, connect, ingest, split};
 use crate::client::{self, ServerArgs};
 
-/// Rows per IngestInteractions message (the contract's maximum).
-const BATCH: usize = 1000;
 /// Customers created at once while seeding.
 const SEED_CONCURRENCY: usize = 16;
 
-type Client = InteractionServiceClient<InterceptedService<GrpcChannel, Bearer>>;
+type Client = client::Interaction;
 
 /// Arguments of `idic bench interaction`.
 #[derive(Debug, clap::Args)]
@@ -71,10 +68,7 @@ pub async fn run(args: BenchInteractionArgs) -> anyhow::Result<()> {
     let BenchInteractionArgs { customers, rows, streams, duration, concurrency, connections, database_url, server } =
         args;
     let bearer = server.bearer()?;
-    let mut channels = Vec::with_capacity(usize::from(connections));
-    for _ in 0..connections {
-        channels.push(server.connect().await?);
-    }
+    let channels = connect(&server, connections).await?;
     let client = |n: usize| {
         InteractionServiceClient::with_interceptor(channels[n % channels.len()].clone(), bearer.clone())
             .max_decoding_message_size(64 << 20)
@@ -207,44 +201,6 @@ fn row(prefix: &str, i: usize, customer: &str, now: DateTime<Utc>) -> RecordInte
     }
 }
 
-/// `rows` in messages of [`BATCH`], dealt round-robin over `streams` streams.
-fn split(rows: Vec<RecordInteractionRequest>, streams: usize) -> Vec<Vec<IngestInteractionsRequest>> {
-    let mut out: Vec<Vec<IngestInteractionsRequest>> = (0..streams).map(|_| Vec::new()).collect();
-    let mut rows = rows.into_iter().peekable();
-    let mut n = 0;
-    while rows.peek().is_some() {
-        let interactions: Vec<_> = rows.by_ref().take(BATCH).collect();
-        out[n % streams].push(IngestInteractionsRequest { interactions });
-        n += 1;
-    }
-    out
-}
-
-/// Sends each stream's messages on its own client, concurrently; answers the summed counts.
-async fn ingest(
-    clients: Vec<Client>,
-    streams: Vec<Vec<IngestInteractionsRequest>>,
-) -> anyhow::Result<common::BulkSummary> {
-    let tasks: Vec<_> = clients
-        .into_iter()
-        .zip(streams)
-        .map(|(mut client, messages)| {
-            tokio::spawn(async move { client.ingest_interactions(tokio_stream::iter(messages)).await })
-        })
-        .collect();
-    let mut total = common::BulkSummary::default();
-    for task in tasks {
-        let answer = task.await.context("an ingest stream")?.map_err(|s| client::explain(&s))?.into_inner();
-        let summary = answer.summary.unwrap_or_default();
-        total.received += summary.received;
-        total.created += summary.created;
-        total.duplicates += summary.duplicates;
-        total.rejected += summary.rejected;
-        total.errors.extend(summary.errors);
-    }
-    Ok(total)
-}
-
 /// Records purchases back to back from each caller for `duration`.
 async fn record(clients: Vec<Client>, customers: Arc<Vec<String>>, run_id: &str, duration: Duration) -> Run {
     let started = Instant::now();
@@ -264,14 +220,7 @@ async fn record(clients: Vec<Client>, customers: Arc<Vec<String>>, run_id: &str,
                     i += 1;
                     let sent = Instant::now();
                     let answer = client.record_interaction(request).await;
-                    let micros = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
-                    match answer {
-                        Ok(_) => run.latencies.saturating_record(micros.clamp(1, MAX_LATENCY_MICROS)),
-                        Err(status) => {
-                            run.errors += 1;
-                            run.first_error.get_or_insert_with(|| client::explain(&status).to_string());
-                        }
-                    }
+                    run.record(sent, answer.map(|_| true));
                 }
                 run
             })
