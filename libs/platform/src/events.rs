@@ -55,6 +55,59 @@ where
     Ok(())
 }
 
+/// Stream on which every service confirms the erasures it applied.
+pub const ERASURE_CONFIRMED: &str = "erasure.confirmed";
+
+/// Confirms that `service` applied the erasure `erasure` of `customer_id`: publishes
+/// `erasure.confirmed` and writes the audit entry, inside the transaction that applied it.
+pub async fn confirm_erasure(
+    tx: &mut PgConnection,
+    service: &str,
+    erasure: &str,
+    customer_id: &str,
+) -> anyhow::Result<()> {
+    let confirmation = idic_proto::common::v1::ErasureConfirmed {
+        erasure: erasure.to_owned(),
+        customer_id: customer_id.to_owned(),
+        service: service.to_owned(),
+        time: Some(crate::jobs::timestamp(chrono::Utc::now())),
+    };
+    enqueue(&mut *tx, ERASURE_CONFIRMED, &prost::Message::encode_to_vec(&confirmation)).await?;
+    crate::audit::record(
+        tx,
+        crate::audit::AuditRecord {
+            caller: "identification",
+            action: "ApplyErasure",
+            resource: &format!("customers/{customer_id}"),
+            reason: "",
+            detail: serde_json::json!({ "erasure": erasure }),
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Audits a merge applied by a consumer (`ApplyMerge`), inside the transaction that applied it.
+pub async fn audit_applied_merge(
+    tx: &mut PgConnection,
+    survivor: &str,
+    merge: &str,
+    merged: &[String],
+) -> anyhow::Result<()> {
+    crate::audit::record(
+        tx,
+        crate::audit::AuditRecord {
+            caller: "identification",
+            action: "ApplyMerge",
+            resource: &format!("customers/{survivor}"),
+            reason: "",
+            detail: serde_json::json!({ "merge": merge, "merged": merged }),
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
 /// Records that `group` has applied `event_id`, inside the transaction that applies it.
 /// Returns false when it had been applied already (a redelivery): skip the effect then.
 pub async fn first_delivery(tx: &mut PgConnection, group: &str, event_id: &str) -> sqlx::Result<bool> {

@@ -117,6 +117,23 @@ impl Jobs {
         Ok(id)
     }
 
+    /// The job of `kind` started with idempotency key `request_id` (its params' `request_id`).
+    pub async fn by_request_id(&self, kind: &str, request_id: &str) -> ApiResult<Option<Uuid>> {
+        Ok(sqlx::query_scalar("SELECT id FROM jobs WHERE kind = $1 AND params ->> 'request_id' = $2")
+            .bind(kind)
+            .bind(request_id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// A job of `kind` still queued or running, if any (for kinds that run one at a time).
+    pub async fn active(&self, kind: &str) -> ApiResult<Option<Uuid>> {
+        Ok(sqlx::query_scalar("SELECT id FROM jobs WHERE kind = $1 AND state IN ('queued', 'running') LIMIT 1")
+            .bind(kind)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
     /// Marks the job running.
     pub async fn start(&self, id: Uuid, total: i64) -> ApiResult<()> {
         sqlx::query(

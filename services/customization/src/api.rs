@@ -10,6 +10,7 @@ mod message_rpcs;
 mod modules_rpcs;
 mod offer_rpcs;
 mod recommendation_rpcs;
+mod shared;
 
 use std::sync::Arc;
 

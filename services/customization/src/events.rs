@@ -5,9 +5,9 @@
 //! (profiling consent). Every handler is idempotent: redeliveries change nothing.
 
 use chrono::{DateTime, Utc};
-use idic_platform::{audit, events, jobs::timestamp};
+use idic_platform::events;
 use idic_proto::{
-    common::v1::{ConsentPurpose, ErasureConfirmed},
+    common::v1::ConsentPurpose,
     identification::v1::{ConsentChanged, ConsentStatus, CustomerErased, CustomerMerged},
     interaction::v1::{InteractionKind, InteractionRecorded},
 };
@@ -34,7 +34,7 @@ pub const CUSTOMER_ERASED: &str = "customer.erased";
 /// Stream of consent changes (consumed).
 pub const CONSENT_CHANGED: &str = "consent.changed";
 /// Stream of erasure confirmations (published).
-pub const ERASURE_CONFIRMED: &str = "erasure.confirmed";
+pub use idic_platform::events::ERASURE_CONFIRMED;
 /// This service's name in confirmations and its consumer group.
 pub const SERVICE: &str = "customization";
 
@@ -143,18 +143,7 @@ pub async fn customer_merged(pool: &PgPool, event_id: &str, payload: &[u8]) -> a
     configurations::merge(&mut tx, survivor, &absorbed).await?;
     offers::merge(&mut tx, survivor, &absorbed).await?;
     campaigns::merge(&mut tx, survivor, &absorbed).await?;
-    audit::record(
-        &mut tx,
-        audit::AuditRecord {
-            caller: "identification",
-            action: "ApplyMerge",
-            resource: &format!("customers/{survivor}"),
-            reason: "",
-            detail: serde_json::json!({ "merge": event.merge, "merged": event.merged_customer_ids }),
-        },
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    events::audit_applied_merge(&mut tx, &survivor.to_string(), &event.merge, &event.merged_customer_ids).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -182,25 +171,7 @@ pub async fn customer_erased(pool: &PgPool, event_id: &str, payload: &[u8]) -> a
         .bind(&ids)
         .execute(&mut *tx)
         .await?;
-    let confirmation = ErasureConfirmed {
-        erasure: event.erasure.clone(),
-        customer_id: event.customer_id.clone(),
-        service: SERVICE.to_owned(),
-        time: Some(timestamp(Utc::now())),
-    };
-    events::enqueue(&mut tx, ERASURE_CONFIRMED, &confirmation.encode_to_vec()).await?;
-    audit::record(
-        &mut tx,
-        audit::AuditRecord {
-            caller: "identification",
-            action: "ApplyErasure",
-            resource: &format!("customers/{}", event.customer_id),
-            reason: "",
-            detail: serde_json::json!({ "erasure": event.erasure }),
-        },
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    events::confirm_erasure(&mut tx, SERVICE, &event.erasure, &event.customer_id).await?;
     tx.commit().await?;
     Ok(())
 }

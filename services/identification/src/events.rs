@@ -38,7 +38,7 @@ pub const CUSTOMER_UNMERGED: &str = "customer.unmerged";
 /// Stream of erasures.
 pub const CUSTOMER_ERASED: &str = "customer.erased";
 /// Stream on which the other services confirm erasures (consumed here).
-pub const ERASURE_CONFIRMED: &str = "erasure.confirmed";
+pub use idic_platform::events::ERASURE_CONFIRMED;
 
 /// `CustomerMerged` for merge `merge` of `parts` into `survivor`.
 pub fn customer_merged(merge: uuid::Uuid, survivor: CustomerId, parts: &[CustomerId], time: DateTime<Utc>) -> Vec<u8> {

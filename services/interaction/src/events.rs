@@ -20,7 +20,7 @@ pub const CUSTOMER_UNMERGED: &str = "customer.unmerged";
 /// Identification's stream of erasures.
 pub const CUSTOMER_ERASED: &str = "customer.erased";
 /// The stream on which services confirm erasures to identification.
-pub const ERASURE_CONFIRMED: &str = "erasure.confirmed";
+pub use idic_platform::events::ERASURE_CONFIRMED;
 /// This service's name in erasure confirmations.
 pub const SERVICE: &str = "interaction";
 

@@ -4,9 +4,8 @@
 //! nothing.
 
 use chrono::{DateTime, Utc};
-use idic_platform::{audit, events, jobs::timestamp};
+use idic_platform::{events, jobs::timestamp};
 use idic_proto::{
-    common::v1::ErasureConfirmed,
     identification::v1::{CustomerErased, CustomerMerged},
     interaction::v1::{InteractionKind, InteractionRecorded},
     segmentation::v1 as pb,
@@ -28,7 +27,7 @@ pub const CUSTOMER_MERGED: &str = "customer.merged";
 /// Stream of erasures (consumed).
 pub const CUSTOMER_ERASED: &str = "customer.erased";
 /// Stream of erasure confirmations (published).
-pub const ERASURE_CONFIRMED: &str = "erasure.confirmed";
+pub use idic_platform::events::ERASURE_CONFIRMED;
 /// Stream of tier changes (published).
 pub const CUSTOMER_TIER_CHANGED: &str = "customer.tier_changed";
 /// This service's name in confirmations and its consumer group.
@@ -210,18 +209,7 @@ impl Handlers {
             return Ok(());
         }
         value::merge(&mut tx, survivor, &absorbed, &live).await?;
-        audit::record(
-            &mut tx,
-            audit::AuditRecord {
-                caller: "identification",
-                action: "ApplyMerge",
-                resource: &format!("customers/{survivor}"),
-                reason: "",
-                detail: serde_json::json!({ "merge": event.merge, "merged": event.merged_customer_ids }),
-            },
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        events::audit_applied_merge(&mut tx, &survivor.to_string(), &event.merge, &event.merged_customer_ids).await?;
         tx.commit().await?;
         let mut touched = absorbed;
         touched.push(survivor);
@@ -249,25 +237,7 @@ impl Handlers {
         }
         let mut touched = value::erase(&mut tx, &ids).await?;
         self.segments.erase_in(&mut tx, &ids).await?;
-        let confirmation = ErasureConfirmed {
-            erasure: event.erasure.clone(),
-            customer_id: event.customer_id.clone(),
-            service: SERVICE.to_owned(),
-            time: Some(timestamp(Utc::now())),
-        };
-        events::enqueue(&mut tx, ERASURE_CONFIRMED, &confirmation.encode_to_vec()).await?;
-        audit::record(
-            &mut tx,
-            audit::AuditRecord {
-                caller: "identification",
-                action: "ApplyErasure",
-                resource: &format!("customers/{}", event.customer_id),
-                reason: "",
-                detail: serde_json::json!({ "erasure": event.erasure }),
-            },
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        events::confirm_erasure(&mut tx, SERVICE, &event.erasure, &event.customer_id).await?;
         tx.commit().await?;
         touched.extend(ids);
         self.cache.invalidate(&touched).await;

@@ -11,20 +11,17 @@ use idic_platform::{
     ApiError, ApiResult, audit, context, events,
     jobs::timestamp,
     paging,
-    runtime::PeerService,
     validate::{self, Violations},
 };
-use idic_proto::{
-    common::v1 as common,
-    customization::v1 as pb,
-    interaction::v1::{self as ipb, interaction_service_client::InteractionServiceClient},
-    segmentation::v1::{self as spb, segmentation_service_client::SegmentationServiceClient},
-};
+use idic_proto::{common::v1 as common, customization::v1 as pb, interaction::v1 as ipb, segmentation::v1 as spb};
 use prost::Message as _;
 use tonic::{Code, Request};
 use uuid::Uuid;
 
-use super::{CustomizationApi, caller, message_rpcs};
+use super::{
+    CustomizationApi, caller, message_rpcs,
+    shared::{self, interaction, refusal_of, segmentation},
+};
 use crate::{
     domain::campaigns as domain,
     store::{
@@ -173,15 +170,7 @@ pub(super) async fn create(api: &CustomizationApi, request: pb::CreateCampaignRe
             _ => ApiError::Unavailable(format!("segmentation: {}", s.message())),
         },
     )?;
-    let id = if !wanted.is_empty() {
-        wanted
-    } else if let Some(key) = &request_id {
-        let digest = idic_platform::idempotency::request_hash(format!("campaign:{key}").as_bytes());
-        let bytes: [u8; 16] = digest.get(..16).and_then(|b| b.try_into().ok()).unwrap_or_default();
-        uuid::Builder::from_custom_bytes(bytes).into_uuid().to_string()
-    } else {
-        Uuid::now_v7().to_string()
-    };
+    let id = shared::new_id("campaign", wanted, request_id.as_deref());
     let row = CampaignRow {
         campaign_id: id.clone(),
         state: pb::CampaignState::Draft as i16,
@@ -202,16 +191,6 @@ pub(super) async fn create(api: &CustomizationApi, request: pb::CreateCampaignRe
         return Err(ApiError::AlreadyExists(format!("campaigns/{id}")));
     }
     to_proto(api, &stored).await
-}
-
-fn segmentation(api: &CustomizationApi) -> ApiResult<SegmentationServiceClient<idic_platform::client::PeerChannel>> {
-    let channel = api.peers.channel(PeerService::Segmentation).map_err(|e| ApiError::Unavailable(e.to_string()))?;
-    Ok(SegmentationServiceClient::new(channel))
-}
-
-fn interaction(api: &CustomizationApi) -> ApiResult<InteractionServiceClient<idic_platform::client::PeerChannel>> {
-    let channel = api.peers.channel(PeerService::Interaction).map_err(|e| ApiError::Unavailable(e.to_string()))?;
-    Ok(InteractionServiceClient::new(channel))
 }
 
 /// GetCampaign.
@@ -270,16 +249,10 @@ pub(super) async fn launch(
     let request_id = v.check("", validate::request_id(&request_id, "request_id")).flatten().map(str::to_owned);
     v.finish()?;
     let Some(id) = id else { return Err(ApiError::invalid("name", "is required")) };
-    if let Some(key) = &request_id {
-        let existing: Option<Uuid> =
-            sqlx::query_scalar("SELECT id FROM jobs WHERE kind = $1 AND params ->> 'request_id' = $2")
-                .bind(LAUNCH_KIND)
-                .bind(key)
-                .fetch_optional(&api.pool)
-                .await?;
-        if let Some(job) = existing {
-            return api.jobs.get(common::GetJobRequest { name: format!("jobs/{job}") }).await;
-        }
+    if let Some(key) = &request_id
+        && let Some(job) = api.jobs.by_request_id(LAUNCH_KIND, key).await?
+    {
+        return api.jobs.get(common::GetJobRequest { name: format!("jobs/{job}") }).await;
     }
     let row = store::get(&api.pool, &id).await?.ok_or_else(|| ApiError::NotFound(name.clone()))?;
     if row.state != pb::CampaignState::Draft as i16 {
@@ -627,18 +600,6 @@ async fn contact(
     events::enqueue(&mut tx, CAMPAIGN_CONTACTED, &event.encode_to_vec()).await?;
     tx.commit().await?;
     Ok(None)
-}
-
-fn refusal_of(reason: ipb::ContactDenialReason) -> pb::ContactRefusalReason {
-    use ipb::ContactDenialReason as D;
-    match reason {
-        D::DoNotContact => pb::ContactRefusalReason::DoNotContact,
-        D::NoConsent | D::ConsentUnknown => pb::ContactRefusalReason::NoConsent,
-        D::OpenComplaint => pb::ContactRefusalReason::OpenComplaint,
-        D::FrequencyCap => pb::ContactRefusalReason::FrequencyCap,
-        D::QuietHours => pb::ContactRefusalReason::QuietHours,
-        D::Unspecified => pb::ContactRefusalReason::Unspecified,
-    }
 }
 
 /// GetCampaignReport.

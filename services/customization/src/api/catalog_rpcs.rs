@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use prost::Message as _;
 use tonic::{Request, Streaming};
 
-use super::CustomizationApi;
+use super::{CustomizationApi, shared::is_client_id};
 use crate::{
     domain::catalog::{CategoryPath, CurrencyCode, Lifecycle, Sku},
     store::{self, ProductFilter, ProductRow},
@@ -26,14 +26,6 @@ pub(super) fn product_id(name: &str, field: &str) -> ApiResult<String> {
         Some(id) if is_client_id(id) || uuid::Uuid::parse_str(id).is_ok() => Ok(id.to_owned()),
         _ => Err(ApiError::invalid(field, "must be products/{product_id}")),
     }
-}
-
-/// `^[a-z][a-z0-9-]{0,62}$`: the shape of a client-chosen id.
-fn is_client_id(id: &str) -> bool {
-    let mut bytes = id.bytes();
-    bytes.next().is_some_and(|b| b.is_ascii_lowercase())
-        && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && id.len() <= 63
 }
 
 /// Checks a money value: a known currency code and a non-negative amount.

@@ -21,7 +21,7 @@ use prost::Message as _;
 use tonic::Code;
 use uuid::Uuid;
 
-use super::CustomizationApi;
+use super::{CustomizationApi, shared};
 use crate::{
     domain::messages::{self, FieldValue, Outcome, Template},
     store::{
@@ -44,17 +44,9 @@ const TEMPLATE_CHANNELS: [common::Channel; 6] = [
 
 fn template_id(name: &str, field: &str) -> ApiResult<String> {
     match name.strip_prefix("templates/") {
-        Some(id) if client_id_ok(id) || Uuid::parse_str(id).is_ok() => Ok(id.to_owned()),
+        Some(id) if shared::is_client_id(id) || Uuid::parse_str(id).is_ok() => Ok(id.to_owned()),
         _ => Err(ApiError::invalid(field, "must be templates/{template_id}")),
     }
-}
-
-/// `^[a-z][a-z0-9-]{0,62}$`.
-fn client_id_ok(id: &str) -> bool {
-    let mut bytes = id.bytes();
-    bytes.next().is_some_and(|b| b.is_ascii_lowercase())
-        && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && id.len() <= 63
 }
 
 /// A BCP 47 tag's shape: 2–8 letters, then hyphenated subtags of letters and digits.
@@ -161,7 +153,7 @@ pub(super) async fn create(
 ) -> ApiResult<pb::MessageTemplate> {
     let pb::CreateTemplateRequest { template_id: wanted, template, request_id } = request;
     let mut v = Violations::new();
-    if !wanted.is_empty() && !client_id_ok(&wanted) {
+    if !wanted.is_empty() && !shared::is_client_id(&wanted) {
         v.add("template_id", "must match ^[a-z][a-z0-9-]{0,62}$");
     }
     let request_id = v.check("", validate::request_id(&request_id, "request_id")).flatten().map(str::to_owned);
@@ -169,15 +161,7 @@ pub(super) async fn create(
     let (_, languages) = check_template(&template, &mut v);
     v.finish()?;
     offer_exists(api, &template.offer).await?;
-    let id = if !wanted.is_empty() {
-        wanted
-    } else if let Some(key) = &request_id {
-        let digest = idic_platform::idempotency::request_hash(format!("template:{key}").as_bytes());
-        let bytes: [u8; 16] = digest.get(..16).and_then(|b| b.try_into().ok()).unwrap_or_default();
-        uuid::Builder::from_custom_bytes(bytes).into_uuid().to_string()
-    } else {
-        Uuid::now_v7().to_string()
-    };
+    let id = shared::new_id("template", wanted, request_id.as_deref());
     let row = TemplateRow {
         template_id: id.clone(),
         channel: template.channel as i16,

@@ -12,20 +12,18 @@ use idic_platform::{
     events,
     jobs::timestamp,
     paging,
-    runtime::PeerService,
     validate::{self, Violations},
 };
-use idic_proto::{
-    common::v1 as common,
-    customization::v1 as pb,
-    interaction::v1::{self as ipb, interaction_service_client::InteractionServiceClient},
-    segmentation::v1::{self as spb, segmentation_service_client::SegmentationServiceClient},
-};
+use idic_proto::{common::v1 as common, customization::v1 as pb, interaction::v1 as ipb, segmentation::v1 as spb};
 use prost::Message as _;
 use tonic::Code;
 use uuid::Uuid;
 
-use super::{CustomizationApi, catalog_rpcs::product_id};
+use super::{
+    CustomizationApi,
+    catalog_rpcs::product_id,
+    shared::{self, interaction, refusal_of, segmentation},
+};
 use crate::{
     domain::{
         catalog::CurrencyCode,
@@ -66,17 +64,9 @@ fn seconds_of(d: &prost_types::Duration) -> Option<i64> {
 
 fn offer_id(name: &str, field: &str) -> ApiResult<String> {
     match name.strip_prefix("offers/") {
-        Some(id) if client_id_ok(id) || Uuid::parse_str(id).is_ok() => Ok(id.to_owned()),
+        Some(id) if shared::is_client_id(id) || Uuid::parse_str(id).is_ok() => Ok(id.to_owned()),
         _ => Err(ApiError::invalid(field, "must be offers/{offer_id}")),
     }
-}
-
-/// `^[a-z][a-z0-9-]{0,62}$`.
-fn client_id_ok(id: &str) -> bool {
-    let mut bytes = id.bytes();
-    bytes.next().is_some_and(|b| b.is_ascii_lowercase())
-        && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && id.len() <= 63
 }
 
 fn money_ok(m: Option<&common::Money>, field: &str, v: &mut Violations) -> Option<common::Money> {
@@ -227,16 +217,6 @@ async fn check_offer(api: &CustomizationApi, o: &pb::Offer, mut v: Violations) -
     Ok(Checked { channels, products, valid_from, valid_until })
 }
 
-fn segmentation(api: &CustomizationApi) -> ApiResult<SegmentationServiceClient<idic_platform::client::PeerChannel>> {
-    let channel = api.peers.channel(PeerService::Segmentation).map_err(|e| ApiError::Unavailable(e.to_string()))?;
-    Ok(SegmentationServiceClient::new(channel))
-}
-
-fn interaction(api: &CustomizationApi) -> ApiResult<InteractionServiceClient<idic_platform::client::PeerChannel>> {
-    let channel = api.peers.channel(PeerService::Interaction).map_err(|e| ApiError::Unavailable(e.to_string()))?;
-    Ok(InteractionServiceClient::new(channel))
-}
-
 fn peer_error(peer: &str, s: &tonic::Status) -> ApiError {
     match s.code() {
         Code::InvalidArgument => ApiError::invalid("", format!("{peer}: {}", s.message())),
@@ -277,7 +257,7 @@ fn to_proto(row: &OfferRow) -> ApiResult<pb::Offer> {
 pub(super) async fn create(api: &CustomizationApi, request: pb::CreateOfferRequest) -> ApiResult<pb::Offer> {
     let pb::CreateOfferRequest { offer_id: wanted, offer, request_id } = request;
     let mut v = Violations::new();
-    if !wanted.is_empty() && !client_id_ok(&wanted) {
+    if !wanted.is_empty() && !shared::is_client_id(&wanted) {
         v.add("offer_id", "must match ^[a-z][a-z0-9-]{0,62}$");
     }
     let request_id = v.check("", validate::request_id(&request_id, "request_id")).flatten().map(str::to_owned);
@@ -293,15 +273,7 @@ pub(super) async fn create(api: &CustomizationApi, request: pb::CreateOfferReque
     }
     let checked = check_offer(api, &offer, v).await?;
     // A request id names the offer: a retry finds it, a second request with another id cannot.
-    let id = if !wanted.is_empty() {
-        wanted
-    } else if let Some(key) = &request_id {
-        let digest = idic_platform::idempotency::request_hash(format!("offer:{key}").as_bytes());
-        let bytes: [u8; 16] = digest.get(..16).and_then(|b| b.try_into().ok()).unwrap_or_default();
-        uuid::Builder::from_custom_bytes(bytes).into_uuid().to_string()
-    } else {
-        Uuid::now_v7().to_string()
-    };
+    let id = shared::new_id("offer", wanted, request_id.as_deref());
     let row = OfferRow {
         offer_id: id.clone(),
         state: offer.state as i16,
@@ -465,18 +437,6 @@ fn inbound(moment: pb::OfferMoment) -> bool {
         moment,
         pb::OfferMoment::OutboundCall | pb::OfferMoment::AccountManagerVisit | pb::OfferMoment::OutboundMessage
     )
-}
-
-fn refusal_of(reason: ipb::ContactDenialReason) -> pb::ContactRefusalReason {
-    use ipb::ContactDenialReason as D;
-    match reason {
-        D::DoNotContact => pb::ContactRefusalReason::DoNotContact,
-        D::NoConsent | D::ConsentUnknown => pb::ContactRefusalReason::NoConsent,
-        D::OpenComplaint => pb::ContactRefusalReason::OpenComplaint,
-        D::FrequencyCap => pb::ContactRefusalReason::FrequencyCap,
-        D::QuietHours => pb::ContactRefusalReason::QuietHours,
-        D::Unspecified => pb::ContactRefusalReason::Unspecified,
-    }
 }
 
 /// One offer considered by NextBestOffer.

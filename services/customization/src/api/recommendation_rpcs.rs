@@ -515,22 +515,12 @@ pub(super) async fn start_retraining(
         _ => v.add("neighbours_per_item", "must be 0 or between 10 and 1000"),
     }
     v.finish()?;
-    if let Some(key) = &request_id {
-        let existing: Option<Uuid> =
-            sqlx::query_scalar("SELECT id FROM jobs WHERE kind = $1 AND params ->> 'request_id' = $2")
-                .bind(RETRAIN_KIND)
-                .bind(key)
-                .fetch_optional(&api.pool)
-                .await?;
-        if let Some(id) = existing {
-            return api.jobs.get(common::GetJobRequest { name: format!("jobs/{id}") }).await;
-        }
+    if let Some(key) = &request_id
+        && let Some(id) = api.jobs.by_request_id(RETRAIN_KIND, key).await?
+    {
+        return api.jobs.get(common::GetJobRequest { name: format!("jobs/{id}") }).await;
     }
-    let running: Option<Uuid> =
-        sqlx::query_scalar("SELECT id FROM jobs WHERE kind = $1 AND state IN ('queued', 'running') LIMIT 1")
-            .bind(RETRAIN_KIND)
-            .fetch_optional(&api.pool)
-            .await?;
+    let running = api.jobs.active(RETRAIN_KIND).await?;
     if let Some(id) = running {
         return Err(ApiError::FailedPrecondition(format!("retraining jobs/{id} is already queued or running")));
     }

@@ -91,22 +91,12 @@ pub(super) async fn start_rescoring(
     };
     v.check("", validate::text(&reason, 500, "reason"));
     v.finish()?;
-    if let Some(key) = &request_id {
-        let existing: Option<Uuid> =
-            sqlx::query_scalar("SELECT id FROM jobs WHERE kind = $1 AND params ->> 'request_id' = $2")
-                .bind(KIND)
-                .bind(key)
-                .fetch_optional(&api.pool)
-                .await?;
-        if let Some(id) = existing {
-            return api.jobs.get(common::GetJobRequest { name: format!("jobs/{id}") }).await;
-        }
+    if let Some(key) = &request_id
+        && let Some(id) = api.jobs.by_request_id(KIND, key).await?
+    {
+        return api.jobs.get(common::GetJobRequest { name: format!("jobs/{id}") }).await;
     }
-    let running: Option<Uuid> =
-        sqlx::query_scalar("SELECT id FROM jobs WHERE kind = $1 AND state IN ('queued', 'running') LIMIT 1")
-            .bind(KIND)
-            .fetch_optional(&api.pool)
-            .await?;
+    let running = api.jobs.active(KIND).await?;
     if let Some(id) = running {
         return Err(ApiError::FailedPrecondition(format!("rescoring jobs/{id} is already queued or running")));
     }
