@@ -304,3 +304,19 @@ async fn the_best_offer_follows_the_customers_metrics_consent_and_refusals() {
     assert_invalid(&refused.expect_err("malformed"), &["channel", "max_alternatives"]);
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn an_inbound_call_is_a_sales_opportunity_shown_in_the_contact_context() {
+    let env = TestEnv::monolith().await;
+    let mut client = CustomizationServiceClient::new(env.authorized(Target::Customization, tokens::ADMIN).await);
+    create(&mut client, "upgrade", offer("Card upgrade", "", 3000, &[Channel::CallCentre])).await;
+    let ada = customer(&env, "ada").await;
+    let mut interaction = InteractionServiceClient::new(env.authorized(Target::Interaction, tokens::ADMIN).await);
+    let request = idic_proto::interaction::v1::GetContactContextRequest { customer: by_id(&ada), ..Default::default() };
+    let context = interaction.get_contact_context(request).await.expect("context").into_inner();
+    let shown = context.next_best_offer.expect("the agent sees an offer");
+    assert_eq!(shown.offer, "offers/upgrade");
+    let nbo = idic_proto::interaction::v1::ContactContextPart::NextBestOffer as i32;
+    assert!(context.unavailable_parts.iter().all(|p| p.part != nbo), "{:?}", context.unavailable_parts);
+    env.cleanup().await;
+}

@@ -246,6 +246,8 @@ async fn next_best_offer(
 ) -> Result<(Option<pb::NextBestOffer>, String), Status> {
     let grpc = peers.channel(PeerService::Customization).map_err(|e| Status::unavailable(e.to_string()))?;
     let mut client = CustomizationServiceClient::new(grpc);
+    // The person about to talk to the customer is an agent unless the caller says otherwise.
+    let channel = if channel == 0 { common::Channel::CallCentre as i32 } else { channel };
     let request = custom::NextBestOfferRequest {
         customer: Some(common::CustomerRef {
             r#ref: Some(common::customer_ref::Ref::CustomerId(customer.to_string())),
