@@ -5,7 +5,7 @@
 use idic::Target;
 use idic_proto::{
     common::v1::{GetJobRequest, ListJobsRequest},
-    customization::v1::{GetCampaignRequest, customization_service_client::CustomizationServiceClient},
+    customization::v1::{GetServiceLevelsRequest, customization_service_client::CustomizationServiceClient},
     identification::v1::{GetCustomerRequest, identification_service_client::IdentificationServiceClient},
     segmentation::v1::segmentation_service_client::SegmentationServiceClient,
 };
@@ -75,7 +75,8 @@ async fn callers_need_a_known_token_and_the_rpc_scope() {
 async fn rpcs_whose_feature_has_not_landed_answer_unimplemented() {
     let env = TestEnv::monolith().await;
     let mut customization = CustomizationServiceClient::new(env.authorized(Target::Customization, tokens::ADMIN).await);
-    let status = customization.get_campaign(GetCampaignRequest::default()).await.expect_err("not implemented yet");
+    let status =
+        customization.get_service_levels(GetServiceLevelsRequest::default()).await.expect_err("not implemented yet");
     assert_eq!(status.code(), Code::Unimplemented);
     env.cleanup().await;
 }
