@@ -867,16 +867,7 @@ pub(super) async fn record_response(
         v.add("campaign", "must be campaigns/{campaign_id}");
     }
     let now = Utc::now().trunc_subsecs(6);
-    let at = match time {
-        None => now,
-        Some(t) => match time_of(&t) {
-            Some(at) if at <= now + Duration::minutes(5) => at.trunc_subsecs(6),
-            _ => {
-                v.add("time", "must be a valid time at most 5 minutes in the future");
-                now
-            }
-        },
-    };
+    let at = shared::reaction_time(time.as_ref(), now, &mut v);
     let request_id = v.check("", validate::request_id(&request_id, "request_id")).flatten().map(str::to_owned);
     v.finish()?;
     let (Some(reference), Some(offer_id)) = (reference, offer_id) else {

@@ -14,7 +14,7 @@ use idic_proto::{common::v1 as common, customization::v1 as pb};
 use tonic::Request;
 use uuid::Uuid;
 
-use super::{CustomizationApi, caller, catalog_rpcs::product_id};
+use super::{CustomizationApi, caller, catalog_rpcs::product_id, shared};
 use crate::{
     domain::recommend::{
         self as rec, CustomerView, FeedbackKind, ItemId, Recommender, Relation, SourceWeights, Strategy,
@@ -336,16 +336,7 @@ pub(super) async fn record_feedback(
     };
     // Postgres keeps microseconds: the first answer and its replay must agree.
     let now = Utc::now().trunc_subsecs(6);
-    let at = match time {
-        None => now,
-        Some(t) => match u32::try_from(t.nanos).ok().and_then(|n| DateTime::<Utc>::from_timestamp(t.seconds, n)) {
-            Some(at) if at <= now + Duration::minutes(5) => at.trunc_subsecs(6),
-            _ => {
-                v.add("time", "must be a valid time at most 5 minutes in the future");
-                now
-            }
-        },
-    };
+    let at = shared::reaction_time(time.as_ref(), now, &mut v);
     let request_id = v.check("", validate::request_id(&request_id, "request_id")).flatten().map(str::to_owned);
     v.finish()?;
     let (Some(reference), Some(key)) = (reference, key) else { return Err(ApiError::invalid("", "unreachable")) };

@@ -2,7 +2,8 @@
 //! request id, clients of the peer services, and the mapping of interaction's contact-policy
 //! denials to this service's refusal reasons.
 
-use idic_platform::{ApiError, ApiResult, client::PeerChannel, runtime::PeerService};
+use chrono::{DateTime, Duration, SubsecRound as _, Utc};
+use idic_platform::{ApiError, ApiResult, client::PeerChannel, runtime::PeerService, validate::Violations};
 use idic_proto::{
     customization::v1 as pb,
     interaction::v1::{self as ipb, interaction_service_client::InteractionServiceClient},
@@ -33,6 +34,23 @@ pub(super) fn new_id(collection: &str, wanted: String, request_id: Option<&str>)
             uuid::Builder::from_custom_bytes(bytes).into_uuid().to_string()
         }
         None => Uuid::now_v7().to_string(),
+    }
+}
+
+/// When a reaction happened: `time` when given (microseconds, as Postgres keeps them, so a
+/// replay answers the same instant), else `now`; a time more than 5 minutes ahead is refused.
+pub(super) fn reaction_time(
+    time: Option<&prost_types::Timestamp>,
+    now: DateTime<Utc>,
+    v: &mut Violations,
+) -> DateTime<Utc> {
+    let Some(t) = time else { return now };
+    match u32::try_from(t.nanos).ok().and_then(|n| DateTime::<Utc>::from_timestamp(t.seconds, n)) {
+        Some(at) if at <= now + Duration::minutes(5) => at.trunc_subsecs(6),
+        _ => {
+            v.add("time", "must be a valid time at most 5 minutes in the future");
+            now
+        }
     }
 }
 
