@@ -6,37 +6,7 @@ use idic_testkit::{TestEnv, tokens};
 #[path = "support/run.rs"]
 mod run;
 
-use run::{count, idic};
-
-/// One row of the table: scenario, concurrency, requests/s, p50, p99, p99.9, errors, share of empty.
-struct Row {
-    scenario: String,
-    concurrency: usize,
-    requests_per_second: f64,
-    errors: u64,
-    of_empty: String,
-}
-
-fn table(output: &str) -> Vec<Row> {
-    let header =
-        output.lines().position(|l| l.starts_with("scenario")).unwrap_or_else(|| panic!("no table:\n{output}"));
-    output
-        .lines()
-        .skip(header + 1)
-        .take_while(|l| !l.trim().is_empty() && !l.starts_with("note:"))
-        .map(|line| {
-            let cells: Vec<&str> = line.split_whitespace().collect();
-            assert_eq!(cells.len(), 8, "a row has 8 cells: {line}");
-            Row {
-                scenario: cells[0].to_owned(),
-                concurrency: cells[1].parse().expect("concurrency"),
-                requests_per_second: cells[2].parse().expect("requests/s"),
-                errors: cells[6].parse().expect("errors"),
-                of_empty: cells[7].to_owned(),
-            }
-        })
-        .collect()
-}
+use run::{count, idic, table};
 
 #[tokio::test]
 async fn the_bench_seeds_once_and_measures_every_scenario_at_every_concurrency() {

@@ -5,32 +5,10 @@
 
 use idic_testkit::{TestEnv, tokens};
 #[path = "support/run.rs"]
-#[allow(dead_code, reason = "this test reads no summary counts")]
+#[allow(dead_code, reason = "the summary counts are read by the other client command tests")]
 mod run;
 
-use run::idic;
-
-/// The table's rows as (scenario, concurrency, requests/s, errors, share of empty).
-fn table(output: &str) -> Vec<(String, usize, f64, u64, String)> {
-    let header =
-        output.lines().position(|l| l.starts_with("scenario")).unwrap_or_else(|| panic!("no table:\n{output}"));
-    output
-        .lines()
-        .skip(header + 1)
-        .take_while(|l| !l.trim().is_empty() && !l.starts_with("note:"))
-        .map(|line| {
-            let cells: Vec<&str> = line.split_whitespace().collect();
-            assert_eq!(cells.len(), 8, "a row has 8 cells: {line}");
-            (
-                cells[0].to_owned(),
-                cells[1].parse().expect("concurrency"),
-                cells[2].parse().expect("requests/s"),
-                cells[6].parse().expect("errors"),
-                cells[7].to_owned(),
-            )
-        })
-        .collect()
-}
+use run::{idic, table};
 
 #[tokio::test]
 async fn the_bench_seeds_once_learns_retrains_and_measures_every_scenario() {
@@ -77,10 +55,10 @@ async fn the_bench_seeds_once_learns_retrains_and_measures_every_scenario() {
             .into_iter()
             .flat_map(|scenario| [(scenario, 1), (scenario, 2)])
             .collect();
-    let found: Vec<(&str, usize)> = rows.iter().map(|r| (r.0.as_str(), r.1)).collect();
+    let found: Vec<(&str, usize)> = rows.iter().map(|r| (r.scenario.as_str(), r.concurrency)).collect();
     assert_eq!(found, expected, "one row per scenario and concurrency:\n{output}");
-    for (scenario, concurrency, rate, errors, of_empty) in &rows {
-        assert!(*rate > 0.0, "{scenario} x{concurrency} completed requests:\n{output}");
+    for run::Row { scenario, concurrency, requests_per_second, errors, of_empty } in &rows {
+        assert!(*requests_per_second > 0.0, "{scenario} x{concurrency} completed requests:\n{output}");
         assert_eq!(*errors, 0, "{scenario} x{concurrency} without errors:\n{output}");
         assert_eq!(of_empty.ends_with('%'), scenario != "empty", "rows are compared to empty:\n{output}");
     }

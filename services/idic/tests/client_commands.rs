@@ -22,6 +22,7 @@ use idic_synth::{Corruption, Record, dedup_file, population};
 use idic_testkit::{Bearer, TestEnv, tokens};
 use tonic::service::interceptor::InterceptedService;
 #[path = "support/run.rs"]
+#[allow(dead_code, reason = "the bench tables are read by the bench tests")]
 mod run;
 
 use run::{count, idic};

@@ -4,6 +4,7 @@
 use idic_proto::customization::v1::{ListProductsRequest, customization_service_client::CustomizationServiceClient};
 use idic_testkit::{TestEnv, tokens};
 #[path = "support/run.rs"]
+#[allow(dead_code, reason = "the bench tables are read by the bench tests")]
 mod run;
 
 use run::{count, idic};
